@@ -1,0 +1,105 @@
+"""Loss terms. Each is a small module holding its target; the total is a weighted sum.
+
+Content and Gram losses are normalised by the target's energy, so their
+values read as relative errors and weights stay meaningful across layers,
+image sizes and styles (the same measure `score` reports).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def gram(f: Tensor) -> Tensor:
+    """Gram matrix F·Fᵀ/(C·H·W) of a (1, C, H, W) activation -> (C, C)."""
+    _, c, h, w = f.shape
+    f = f.reshape(c, h * w)
+    return f @ f.T / (c * h * w)
+
+
+def mean_cov(f: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean (C,) and covariance (C, C) of a (1, C, H, W) activation."""
+    _, c, h, w = f.shape
+    f = f.reshape(c, h * w)
+    mean = f.mean(dim=1)
+    centred = f - mean[:, None]
+    return mean, centred @ centred.T / (h * w)
+
+
+def _sqrtm(m: Tensor) -> Tensor:
+    """Square root of a symmetric positive semi-definite matrix."""
+    vals, vecs = torch.linalg.eigh(m)
+    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+class _NormalizeGrad(torch.autograd.Function):
+    """Identity forward; backward scales the gradient to unit mean magnitude.
+
+    jcjohnson/neural-style's normalize_gradients: every layer pulls equally hard
+    whatever the scale of its activations.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # noqa: ANN001
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
+        return grad / (grad.abs().mean() + 1e-8)
+
+
+def normalize_grad(x: Tensor) -> Tensor:
+    return _NormalizeGrad.apply(x)
+
+
+class ContentLoss(nn.Module):
+    """‖F − F_target‖² / ‖F_target‖² at one layer."""
+
+    def __init__(self, target: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+        self.norm = float(target.pow(2).sum().clamp_min(1e-8))
+
+    def forward(self, f: Tensor) -> Tensor:
+        return (f - self.target).pow(2).sum() / self.norm
+
+
+class GramLoss(nn.Module):
+    """‖G − G_target‖² / ‖G_target‖², with G the normalised Gram matrix."""
+
+    def __init__(self, target: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+        self.norm = float(target.pow(2).sum().clamp_min(1e-12))
+
+    def forward(self, f: Tensor) -> Tensor:
+        return (gram(f) - self.target).pow(2).sum() / self.norm
+
+
+class WassersteinLoss(nn.Module):
+    """Squared Wasserstein-2 distance between Gaussians fitted to the activations.
+
+    W2² = ‖μ − μt‖² + tr(Σ) + tr(Σt) − 2·tr((Σt^½ Σ Σt^½)^½), divided by the
+    target's second moment so it is a relative error like the Gram loss.
+    """
+
+    def __init__(self, target_mean: Tensor, target_cov: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", target_mean.detach())
+        self.register_buffer("cov", target_cov.detach())
+        self.register_buffer("cov_sqrt", _sqrtm(target_cov.detach()))
+        self.norm = float((target_mean.pow(2).sum() + target_cov.trace()).clamp_min(1e-12))
+
+    def forward(self, f: Tensor) -> Tensor:
+        mean, cov = mean_cov(f)
+        cross = _sqrtm(self.cov_sqrt @ cov @ self.cov_sqrt)
+        w2 = (mean - self.mean).pow(2).sum() + cov.trace() + self.cov.trace() - 2 * cross.trace()
+        return w2.clamp_min(0) / self.norm
+
+
+def tv_loss(x: Tensor) -> Tensor:
+    """Mean squared difference between neighbouring pixels of a (1, 3, H, W) image."""
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
+    return dx + dy

@@ -1,0 +1,265 @@
+"""The optimisation: one entry point, `stylize`, coarse to fine over scales."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import torch
+from torch import Tensor
+
+from .color import preserve_colors
+from .losses import ContentLoss, normalize_grad, tv_loss
+from .targets import Features, StyleLoss, StyleTargets, resize
+from .vgg import check_layers
+
+
+class Optimizer(StrEnum):
+    LBFGS = "lbfgs"
+    ADAM = "adam"
+
+
+class Precision(StrEnum):
+    FP32 = "fp32"
+    BF16 = "bf16"  # autocast: the network in bfloat16, the losses in float32
+
+
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    content_weight: float = 1.0  # relative to style_weight; both losses are relative errors
+    style_layers: tuple[str, ...] = STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None  # None: equal; normalised to sum 1
+    style_weight: float = 100.0
+    style_loss: StyleLoss = StyleLoss.GRAM
+    style_scale: float = 1.0  # style image long side relative to the output's, at every scale
+    tv_weight: float = 0.0
+    optimizer: Optimizer = Optimizer.LBFGS
+    lr: float = 0.02  # Adam only, in [0, 1] pixel units
+    iterations: int = 100  # at the final scale; coarser scales get more, see `schedule`
+    min_size: int = 128  # long side of the coarsest scale
+    scale_step: float = math.sqrt(2)  # size ratio between consecutive scales
+    average: float = 0.0  # EMA decay of the iterates (0: off); the average is the output
+    normalize_gradients: bool = False
+    preserve_colors: bool = False
+    # Compare the content at its own (lower) resolution: the output is
+    # downsampled to the content's size before the content layers see it.
+    content_at_native_size: bool = False
+    precision: Precision = Precision.FP32
+
+    def __post_init__(self) -> None:
+        # Accept plain strings for the choices (from TOML or the CLI).
+        for name, kind in (("style_loss", StyleLoss), ("optimizer", Optimizer), ("precision", Precision)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        check_layers(self.content_layers + self.style_layers)
+        for name in ("content_weight", "style_weight", "tv_weight", "lr", "style_scale"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ValueError("style_layer_weights needs one weight per style layer")
+            if any(w < 0 for w in self.style_layer_weights) or sum(self.style_layer_weights) <= 0:
+                raise ValueError("style_layer_weights must be >= 0 with a positive sum")
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, not {self.iterations}")
+        if self.min_size < 16 or self.scale_step <= 1:
+            raise ValueError("min_size must be >= 16 and scale_step > 1")
+        if not 0 <= self.average < 1:
+            raise ValueError(f"average must be in [0, 1), not {self.average}")
+
+
+def scales(size: tuple[int, int], min_size: int, step: float) -> list[tuple[int, int]]:
+    """(H, W) of each scale, coarse to fine, ending at `size`; long sides grow by `step`."""
+    h, w = size
+    long = max(h, w)
+    sides = [long]
+    while sides[-1] / step >= min_size * 0.999:
+        sides.append(round(sides[-1] / step))
+    return [(max(1, round(h * s / long)), max(1, round(w * s / long))) for s in reversed(sides)]
+
+
+def schedule(iterations: int, n_scales: int) -> list[int]:
+    """Iterations per scale: `iterations` at the finest, doubling for each coarser scale up to 4x.
+
+    A coarser scale costs half as much per step (√2 per side), so each
+    scale gets about the same compute: the large structures form where steps
+    are cheap, and the finest scale only refines them.
+    """
+    return [iterations * min(4, 2 ** (n_scales - 1 - k)) for k in range(n_scales)]
+
+
+@dataclass
+class Progress:
+    """What the callback sees after each loss evaluation."""
+
+    step: int  # evaluations so far, over all scales
+    steps: int  # evaluations planned, over all scales
+    scale: int  # index of the current scale
+    size: tuple[int, int]  # (H, W) of the current scale
+    loss: float
+    terms: dict[str, float] = field(default_factory=dict)
+    image: Tensor | None = None  # (1, 3, H, W) current iterate (or its average), detached
+
+
+Callback = Callable[[Progress], None]
+
+
+def noise_like(size: tuple[int, int], generator: torch.Generator, device: torch.device | str) -> Tensor:
+    """Uniform noise image (1, 3, H, W) drawn on the CPU, so every device sees the same start."""
+    return torch.rand((1, 3, *size), generator=generator).to(device)
+
+
+def stylize(
+    content: Tensor | None,
+    style_targets: StyleTargets | None,
+    settings: Settings,
+    *,
+    features: Features,
+    init: Tensor | None = None,
+    size: tuple[int, int] | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+) -> Tensor:
+    """Optimise an image whose features match `content` and whose statistics match `style_targets`.
+
+    content: (1, 3, h, w) in [0, 1] or None (texture). init: (1, 3, *, *) start
+    image, or None for noise. size: output (H, W); default the content's.
+    Returns (1, 3, H, W) in [0, 1]. Same inputs and generator seed on the
+    same device give the same result.
+    """
+    if content is None and style_targets is None:
+        raise ValueError("nothing to optimise for: give a content image, styles, or both")
+    if size is None:
+        if content is None:
+            raise ValueError("size is required when there is no content image")
+        size = tuple(content.shape[-2:])
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    device = content.device if content is not None else style_targets.bank.images[0].device
+    plan = scales(size, settings.min_size, settings.scale_step)
+    steps = schedule(settings.iterations, len(plan))
+    total, done = sum(steps), 0
+
+    x = init if init is not None else noise_like(plan[0], generator, device)
+    avg: Tensor | None = None
+    for k, (scale_size, n) in enumerate(zip(plan, steps, strict=True)):
+        x = resize(x.detach(), scale_size).clone().requires_grad_(True)
+        avg = resize(avg, scale_size) if avg is not None else None
+        objective = _Objective(content, style_targets, settings, features, scale_size, size)
+        opt = (
+            torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=50,
+                              tolerance_grad=-1, tolerance_change=-1)
+            if settings.optimizer is Optimizer.LBFGS
+            else torch.optim.Adam([x], lr=settings.lr, betas=(0.9, 0.99))
+        )
+        evals = 0
+
+        def closure() -> Tensor:
+            nonlocal evals, avg
+            opt.zero_grad(set_to_none=True)
+            loss, terms = objective(x)
+            loss.backward()
+            evals += 1
+            if settings.average:
+                with torch.no_grad():
+                    avg = x.detach().clone() if avg is None else avg.lerp_(x.detach(), 1 - settings.average)
+            if callback is not None:
+                callback(Progress(done + evals, total, k, scale_size, loss.item(), terms,
+                                  (avg if settings.average else x).detach().clamp(0, 1)))
+            return loss
+
+        if settings.optimizer is Optimizer.LBFGS:
+            while evals < n:  # LBFGS.step may stop early; resume until the budget is spent
+                before = evals
+                opt.step(closure)
+                if evals == before:
+                    break
+        else:
+            for _ in range(n):
+                opt.step(closure)
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+        done += n
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    out = (avg if settings.average and avg is not None else x).detach().clamp(0, 1)
+    if settings.preserve_colors and content is not None:
+        out = preserve_colors(out, content)
+    return out
+
+
+class _Objective:
+    """The weighted loss at one scale: content, style and total variation terms."""
+
+    def __init__(
+        self,
+        content: Tensor | None,
+        style_targets: StyleTargets | None,
+        s: Settings,
+        features: Features,
+        scale_size: tuple[int, int],
+        final_size: tuple[int, int],
+    ) -> None:
+        self.s, self.features = s, features
+        self.device_type = (content if content is not None else style_targets.bank.images[0]).device.type
+        self.content_losses: dict = {}
+        self.content_size: tuple[int, int] | None = None
+        if content is not None and s.content_weight > 0:
+            if s.content_at_native_size:
+                ratio = max(scale_size) / max(final_size)
+                h, w = content.shape[-2:]
+                self.content_size = (max(1, round(h * ratio)), max(1, round(w * ratio)))
+                target_image = resize(content, self.content_size)
+            else:
+                target_image = resize(content, scale_size)
+            with torch.no_grad(), self._autocast():
+                feats = features(target_image, s.content_layers)
+            self.content_losses = {n: ContentLoss(f.float()) for n, f in feats.items()}
+        self.style_losses: dict = {}
+        if style_targets is not None and s.style_weight > 0:
+            with self._autocast():
+                self.style_losses = style_targets.losses(
+                    features, round(max(scale_size) * s.style_scale), s.style_layers, s.style_loss
+                )
+        lw = s.style_layer_weights or (1.0,) * len(s.style_layers)
+        self.layer_weights = {n: w / sum(lw) for n, w in zip(s.style_layers, lw, strict=True)}
+        self.layers = list(self.style_losses)
+        if self.content_size is None:
+            self.layers += [n for n in self.content_losses if n not in self.layers]
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device_type,
+            dtype=torch.bfloat16,
+            enabled=self.s.precision is Precision.BF16,
+        )
+
+    def _tap(self, f: Tensor) -> Tensor:
+        f = f.float()
+        return normalize_grad(f) if self.s.normalize_gradients else f
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+        s = self.s
+        with self._autocast():
+            feats = self.features(x, self.layers) if self.layers else {}
+            if self.content_size is not None:
+                feats |= self.features(resize(x, self.content_size), list(self.content_losses))
+        content = sum(
+            (loss(self._tap(feats[n])) for n, loss in self.content_losses.items()), x.new_zeros(())
+        )
+        style = sum(
+            (self.layer_weights[n] * loss(self._tap(feats[n])) for n, loss in self.style_losses.items()),
+            x.new_zeros(()),
+        )
+        content = content / max(1, len(self.content_losses))
+        total = s.content_weight * content + s.style_weight * style
+        terms = {"content": content.item(), "style": style.item()}
+        if s.tv_weight:
+            tv = tv_loss(x)
+            total = total + s.tv_weight * tv
+            terms["tv"] = tv.item()
+        return total, terms

@@ -1,0 +1,138 @@
+"""One still: read the images, choose settings for the mode, run the engine, write the PNG."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from engine.stylize import Progress, Settings, stylize
+from engine.targets import StyleBank, StyleTargets, resize
+
+from .images import check_output_path, load_image, save_image, to_uint8
+from .network import auto_precision, load_network, resolve_device
+from .video import VideoWriter
+
+
+class Mode(StrEnum):
+    TRANSFER = "transfer"  # content + style
+    RECONSTRUCT = "reconstruct"  # content from one deep layer only, from noise
+    SUPERRES = "superres"  # low-res content, high-res style of something similar
+    TEXTURE = "texture"  # style only
+
+
+# Defaults chosen by measurement (BENCHMARKS.md): content_weight 5 against
+# style_weight 100 gives style ~0.025, content ~0.8 on `score` across pairs.
+TRANSFER = Settings(content_weight=5.0, style_weight=100.0, iterations=60)
+DEFAULTS: dict[Mode, Settings] = {
+    Mode.TRANSFER: TRANSFER,
+    # One deep layer, no style, one scale: the optimisation path is the point.
+    Mode.RECONSTRUCT: replace(TRANSFER, content_layers=("relu5_1",), content_weight=1.0, style_weight=0.0,
+                              iterations=300),
+    Mode.SUPERRES: replace(TRANSFER, content_at_native_size=True, content_weight=20.0),
+    Mode.TEXTURE: replace(TRANSFER, content_weight=0.0),
+}
+
+
+@dataclass(frozen=True)
+class StillJob:
+    output: Path
+    content: str | None = None
+    styles: tuple[tuple[str, float], ...] = ()  # (image, blend weight)
+    mode: Mode = Mode.TRANSFER
+    size: int | None = None  # long side of the output; default per mode
+    seed: int = 0
+    device: str = "auto"
+    init: str = "auto"  # auto, content, noise, or an image
+    weights: Path | None = None
+    trajectory: Path | None = None
+    save_every: int = 1
+    overrides: dict = field(default_factory=dict)  # Settings fields set on the command line
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size <= 0:
+            raise ValueError(f"--size must be a positive number of pixels, not {self.size}")
+        if self.save_every <= 0:
+            raise ValueError(f"--save-every must be positive, not {self.save_every}")
+        needs_content = self.mode in (Mode.TRANSFER, Mode.RECONSTRUCT, Mode.SUPERRES)
+        if needs_content and self.content is None:
+            raise ValueError(f"--mode {self.mode} needs --content")
+        if self.mode is Mode.TEXTURE and self.content is not None:
+            raise ValueError("--mode texture takes no --content")
+        needs_style = self.mode is not Mode.RECONSTRUCT
+        if needs_style and not self.styles:
+            raise ValueError(f"--mode {self.mode} needs at least one --style")
+        if not needs_style and self.styles:
+            raise ValueError("--mode reconstruct takes no --style")
+        for source, weight in self.styles:
+            if weight < 0:
+                raise ValueError(f"--style {source}: weight must be >= 0, not {weight}")
+
+
+def settings_for(job: StillJob, device: str) -> Settings:
+    base = replace(DEFAULTS[job.mode], precision=auto_precision(device))
+    return replace(base, **job.overrides)
+
+
+def output_size(job: StillJob, content: Tensor | None, style: Tensor | None) -> tuple[int, int]:
+    """(H, W) of the output: the content's aspect (the style's for textures) at --size."""
+    shape_from = content if content is not None else style
+    h, w = shape_from.shape[-2:]
+    default = {Mode.SUPERRES: 4 * max(h, w), Mode.RECONSTRUCT: 256, Mode.TEXTURE: 256}.get(job.mode, 512)
+    long_side = job.size or default
+    return max(1, round(h * long_side / max(h, w))), max(1, round(w * long_side / max(h, w)))
+
+
+def render_still(job: StillJob, progress: Callable[[Progress], None] | None = None) -> Tensor:
+    """Run a still job end to end; every input is checked before any compute."""
+    check_output_path(job.output)
+    if job.trajectory is not None and job.trajectory.suffix.lower() not in (".mp4", ".mkv", ".mov", ".webm"):
+        raise ValueError(f"--trajectory {job.trajectory}: use a .mp4, .mkv, .mov or .webm file")
+    device = resolve_device(job.device)
+    content = load_image(job.content).to(device) if job.content else None
+    styles = [load_image(s).to(device) for s, _ in job.styles]
+    init_image = load_image(job.init).to(device) if job.init not in ("auto", "content", "noise") else None
+    settings = settings_for(job, device)
+    network = load_network(job.weights, device=device)
+
+    size = output_size(job, content, styles[0] if styles else None)
+    if content is not None and job.mode is not Mode.SUPERRES:
+        content = resize(content, size)
+    if job.mode is Mode.RECONSTRUCT:
+        settings = replace(settings, min_size=max(size))  # one scale
+    generator = torch.Generator().manual_seed(job.seed)
+    init = _init(job, init_image, content, size)
+    targets = StyleTargets(StyleBank(styles), [w for _, w in job.styles]) if styles else None
+
+    writer = (VideoWriter(job.trajectory, size[1], size[0]) if job.trajectory is not None else None)
+    try:
+        def callback(p: Progress) -> None:
+            if writer is not None and p.image is not None and (p.step % job.save_every == 0 or p.step == p.steps):
+                writer.write(to_uint8(resize(p.image, size)))
+            if progress is not None:
+                progress(p)
+
+        out = stylize(content, targets, settings, features=network, init=init, size=size,
+                      generator=generator, callback=callback)
+    except BaseException as e:
+        if writer is not None:
+            writer.close(e)
+        raise
+    if writer is not None:
+        writer.close()
+    save_image(out, job.output)
+    return out
+
+
+def _init(job: StillJob, image: Tensor | None, content: Tensor | None, size: tuple[int, int]) -> Tensor | None:
+    """The starting image: given, the content (upsampled for superres), or noise (None)."""
+    if image is not None:
+        return resize(image, size)
+    wants_noise = job.init == "noise" or (job.init == "auto" and job.mode in (Mode.RECONSTRUCT, Mode.TEXTURE))
+    if wants_noise or content is None:
+        return None  # the engine draws noise at its first scale from the generator
+    return resize(content, size)
