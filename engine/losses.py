@@ -27,10 +27,32 @@ def mean_cov(f: Tensor) -> tuple[Tensor, Tensor]:
     return mean, centred @ centred.T / (h * w)
 
 
+class _Sqrtm(torch.autograd.Function):
+    """Square root of a symmetric positive semi-definite matrix, by eigendecomposition.
+
+    The backward pass solves the Sylvester equation X·S + S·X = G in the
+    eigenbasis, dividing by (√λi + √λj). Autograd through `eigh` would
+    divide by (λi − λj) instead, which is infinite for the repeated
+    eigenvalues that covariance matrices of ReLU features are full of.
+    """
+
+    @staticmethod
+    def forward(ctx, m: Tensor) -> Tensor:  # noqa: ANN001
+        vals, vecs = torch.linalg.eigh((m + m.T) / 2)
+        roots = vals.clamp_min(0).sqrt()
+        ctx.save_for_backward(vecs, roots)
+        return vecs @ torch.diag(roots) @ vecs.T
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # noqa: ANN001
+        vecs, roots = ctx.saved_tensors
+        g = vecs.T @ grad @ vecs
+        g = g / (roots[:, None] + roots[None, :]).clamp_min(1e-8)
+        return vecs @ g @ vecs.T
+
+
 def _sqrtm(m: Tensor) -> Tensor:
-    """Square root of a symmetric positive semi-definite matrix."""
-    vals, vecs = torch.linalg.eigh(m)
-    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+    return _Sqrtm.apply(m)
 
 
 class _NormalizeGrad(torch.autograd.Function):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -147,49 +147,61 @@ def stylize(
     x = init if init is not None else noise_like(plan[0], generator, device)
     avg: Tensor | None = None
     for k, (scale_size, n) in enumerate(zip(plan, steps, strict=True)):
-        x = resize(x.detach(), scale_size).clone().requires_grad_(True)
+        x = resize(x.detach(), scale_size)
         avg = resize(avg, scale_size) if avg is not None else None
         objective = _Objective(content, style_targets, settings, features, scale_size, size)
-        opt = (
-            torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=50,
-                              tolerance_grad=-1, tolerance_change=-1)
-            if settings.optimizer is Optimizer.LBFGS
-            else torch.optim.Adam([x], lr=settings.lr, betas=(0.9, 0.99))
-        )
-        evals = 0
 
-        def closure() -> Tensor:
-            nonlocal evals, avg
-            opt.zero_grad(set_to_none=True)
-            loss, terms = objective(x)
-            loss.backward()
-            evals += 1
-            if settings.average:
-                with torch.no_grad():
-                    avg = x.detach().clone() if avg is None else avg.lerp_(x.detach(), 1 - settings.average)
+        def report(
+            evals: int, loss: Tensor, terms: dict, image: Tensor, k: int = k, start: int = done
+        ) -> None:
             if callback is not None:
-                callback(Progress(done + evals, total, k, scale_size, loss.item(), terms,
-                                  (avg if settings.average else x).detach().clamp(0, 1)))
-            return loss
+                callback(
+                    Progress(start + evals, total, k, tuple(image.shape[-2:]), loss.item(), terms, image)
+                )
 
-        if settings.optimizer is Optimizer.LBFGS:
-            while evals < n:  # LBFGS.step may stop early; resume until the budget is spent
-                before = evals
-                opt.step(closure)
-                if evals == before:
-                    break
-        else:
-            for _ in range(n):
-                opt.step(closure)
-                with torch.no_grad():
-                    x.clamp_(0, 1)
+        x, avg = _optimise(x, avg, objective, settings, n, report)
         done += n
-        with torch.no_grad():
-            x.clamp_(0, 1)
-    out = (avg if settings.average and avg is not None else x).detach().clamp(0, 1)
+    out = (avg if avg is not None else x).detach().clamp(0, 1)
     if settings.preserve_colors and content is not None:
         out = preserve_colors(out, content)
     return out
+
+
+def _optimise(
+    x: Tensor, avg: Tensor | None, objective: _Objective, s: Settings, n: int, report: Callable
+) -> tuple[Tensor, Tensor | None]:
+    """`n` loss evaluations at one scale. Returns the last iterate and the running average."""
+    if n == 0:
+        return x, avg
+    x = x.detach().clone().requires_grad_(True)
+    if s.optimizer is Optimizer.LBFGS:
+        opt = torch.optim.LBFGS(
+            [x], lr=1, max_iter=n, max_eval=n, history_size=50, tolerance_grad=-1, tolerance_change=-1
+        )
+    else:
+        opt = torch.optim.Adam([x], lr=s.lr, betas=(0.9, 0.99))
+    evals = 0
+
+    def closure() -> Tensor:
+        nonlocal evals, avg
+        opt.zero_grad(set_to_none=True)
+        loss, terms = objective(x)
+        loss.backward()
+        evals += 1
+        with torch.no_grad():
+            if s.average:
+                avg = x.detach().clone() if avg is None else avg.lerp_(x.detach(), 1 - s.average)
+            report(evals, loss.detach(), terms, (avg if s.average else x).detach().clamp(0, 1))
+        return loss
+
+    if s.optimizer is Optimizer.LBFGS:
+        opt.step(closure)  # one call runs all n evaluations: the tolerances are off
+    else:
+        for _ in range(n):
+            opt.step(closure)
+            with torch.no_grad():
+                x.clamp_(0, 1)  # Adam steps stay in the valid range; L-BFGS is clamped per scale
+    return x.detach().clamp(0, 1), avg
 
 
 class _Objective:
@@ -216,41 +228,41 @@ class _Objective:
                 target_image = resize(content, self.content_size)
             else:
                 target_image = resize(content, scale_size)
-            with torch.no_grad(), self._autocast():
-                feats = features(target_image, s.content_layers)
-            self.content_losses = {n: ContentLoss(f.float()) for n, f in feats.items()}
+            with torch.no_grad():
+                feats = self._features(target_image, s.content_layers)
+            self.content_losses = {n: ContentLoss(f) for n, f in feats.items()}
         self.style_losses: dict = {}
         if style_targets is not None and s.style_weight > 0:
-            with self._autocast():
-                self.style_losses = style_targets.losses(
-                    features, round(max(scale_size) * s.style_scale), s.style_layers, s.style_loss
-                )
+            self.style_losses = style_targets.losses(
+                self._features,
+                round(max(scale_size) * s.style_scale),
+                s.style_layers,
+                s.style_loss,
+                s.precision,
+            )
         lw = s.style_layer_weights or (1.0,) * len(s.style_layers)
         self.layer_weights = {n: w / sum(lw) for n, w in zip(s.style_layers, lw, strict=True)}
         self.layers = list(self.style_losses)
         if self.content_size is None:
             self.layers += [n for n in self.content_losses if n not in self.layers]
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(
-            self.device_type,
-            dtype=torch.bfloat16,
-            enabled=self.s.precision is Precision.BF16,
-        )
+    def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        """The network under the chosen precision; activations come back as float32 for the losses."""
+        with torch.autocast(
+            self.device_type, dtype=torch.bfloat16, enabled=self.s.precision is Precision.BF16
+        ):
+            feats = self.features(x, layers)
+        return {n: f.float() for n, f in feats.items()}
 
     def _tap(self, f: Tensor) -> Tensor:
-        f = f.float()
         return normalize_grad(f) if self.s.normalize_gradients else f
 
     def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         s = self.s
-        with self._autocast():
-            feats = self.features(x, self.layers) if self.layers else {}
-            if self.content_size is not None:
-                feats |= self.features(resize(x, self.content_size), list(self.content_losses))
-        content = sum(
-            (loss(self._tap(feats[n])) for n, loss in self.content_losses.items()), x.new_zeros(())
-        )
+        feats = self._features(x, self.layers) if self.layers else {}
+        if self.content_size is not None:
+            feats |= self._features(resize(x, self.content_size), list(self.content_losses))
+        content = sum((loss(self._tap(feats[n])) for n, loss in self.content_losses.items()), x.new_zeros(()))
         style = sum(
             (self.layer_weights[n] * loss(self._tap(feats[n])) for n, loss in self.style_losses.items()),
             x.new_zeros(()),

@@ -48,9 +48,18 @@ class StyleBank:
         self._cache: dict[tuple, dict[str, tuple[Tensor, ...]]] = {}
 
     def stats(
-        self, features: Features, index: int, long_side: int, layers: Sequence[str], kind: StyleLoss
+        self,
+        features: Features,
+        index: int,
+        long_side: int,
+        layers: Sequence[str],
+        kind: StyleLoss,
+        variant: str = "",
     ) -> dict[str, tuple[Tensor, ...]]:
-        key = (index, long_side, tuple(layers), kind)
+        """Statistics of style `index` at `long_side`. `variant` keys anything else that changes
+        the features (the precision, say), so one bank can serve several networks."""
+        kind = StyleLoss(kind)
+        key = (index, long_side, tuple(layers), kind, variant)
         if key not in self._cache:
             image = resize_long_side(self.images[index], long_side)
             with torch.no_grad():
@@ -76,15 +85,16 @@ class StyleTargets:
             raise ValueError(f"style weights must be >= 0 with a positive sum, not {list(self.weights)}")
 
     def losses(
-        self, features: Features, long_side: int, layers: Sequence[str], kind: StyleLoss
+        self, features: Features, long_side: int, layers: Sequence[str], kind: StyleLoss, variant: str = ""
     ) -> dict[str, nn.Module]:
         """One loss module per layer, against the blended statistics at this scale."""
+        kind = StyleLoss(kind)
         total = sum(self.weights)
         blended: dict[str, list[Tensor]] = {}
         for i, w in enumerate(self.weights):
             if w == 0:
                 continue
-            for layer, stats in self.bank.stats(features, i, long_side, layers, kind).items():
+            for layer, stats in self.bank.stats(features, i, long_side, layers, kind, variant).items():
                 parts = blended.setdefault(layer, [torch.zeros_like(s) for s in stats])
                 for acc, s in zip(parts, stats, strict=True):
                     acc.add_(s, alpha=w / total)

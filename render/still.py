@@ -31,8 +31,9 @@ TRANSFER = Settings(content_weight=5.0, style_weight=100.0, iterations=60)
 DEFAULTS: dict[Mode, Settings] = {
     Mode.TRANSFER: TRANSFER,
     # One deep layer, no style, one scale: the optimisation path is the point.
-    Mode.RECONSTRUCT: replace(TRANSFER, content_layers=("relu5_1",), content_weight=1.0, style_weight=0.0,
-                              iterations=300),
+    Mode.RECONSTRUCT: replace(
+        TRANSFER, content_layers=("relu5_1",), content_weight=1.0, style_weight=0.0, iterations=300
+    ),
     Mode.SUPERRES: replace(TRANSFER, content_at_native_size=True, content_weight=20.0),
     Mode.TEXTURE: replace(TRANSFER, content_weight=0.0),
 }
@@ -108,16 +109,29 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     init = _init(job, init_image, content, size)
     targets = StyleTargets(StyleBank(styles), [w for _, w in job.styles]) if styles else None
 
-    writer = (VideoWriter(job.trajectory, size[1], size[0]) if job.trajectory is not None else None)
+    writer = VideoWriter(job.trajectory, size[1], size[0]) if job.trajectory is not None else None
     try:
+
         def callback(p: Progress) -> None:
-            if writer is not None and p.image is not None and (p.step % job.save_every == 0 or p.step == p.steps):
+            if (
+                writer is not None
+                and p.image is not None
+                and (p.step % job.save_every == 0 or p.step == p.steps)
+            ):
                 writer.write(to_uint8(resize(p.image, size)))
             if progress is not None:
                 progress(p)
 
-        out = stylize(content, targets, settings, features=network, init=init, size=size,
-                      generator=generator, callback=callback)
+        out = stylize(
+            content,
+            targets,
+            settings,
+            features=network,
+            init=init,
+            size=size,
+            generator=generator,
+            callback=callback,
+        )
     except BaseException as e:
         if writer is not None:
             writer.close(e)
@@ -128,7 +142,9 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     return out
 
 
-def _init(job: StillJob, image: Tensor | None, content: Tensor | None, size: tuple[int, int]) -> Tensor | None:
+def _init(
+    job: StillJob, image: Tensor | None, content: Tensor | None, size: tuple[int, int]
+) -> Tensor | None:
     """The starting image: given, the content (upsampled for superres), or noise (None)."""
     if image is not None:
         return resize(image, size)

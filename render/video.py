@@ -46,7 +46,9 @@ class VideoWriter:
             self._stream = self._container.add_stream(codec, rate=Fraction(fps))
             self._stream.width, self._stream.height = self.size
             self._stream.pix_fmt = pix_fmt
-            self._stream.options = {"crf": str(crf)} if codec in ("libx264", "libx265", "libsvtav1", "libvpx-vp9") else {}
+            self._stream.options = (
+                {"crf": str(crf)} if codec in ("libx264", "libx265", "libsvtav1", "libvpx-vp9") else {}
+            )
         except BaseException as e:
             self._atomic.__exit__(type(e), e, e.__traceback__)
             raise
@@ -66,7 +68,9 @@ class VideoWriter:
                 self._container.mux(self._stream.encode(None))  # flush the encoder
         finally:
             self._container.close()
-            self._atomic.__exit__(type(error) if error else None, error, error.__traceback__ if error else None)
+            self._atomic.__exit__(
+                type(error) if error else None, error, error.__traceback__ if error else None
+            )
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.tiny import TinyFeatures
+
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+@pytest.fixture
+def tiny() -> TinyFeatures:
+    return TinyFeatures()
+
+
+def smooth_image(seed: int, size: tuple[int, int] = (32, 40)) -> torch.Tensor:
+    """A (1, 3, H, W) image with some structure: upsampled seeded noise."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand((1, 3, size[0] // 4, size[1] // 4), generator=g)
+    return torch.nn.functional.interpolate(small, size=size, mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    from render.network import load_network
+
+    return load_network()

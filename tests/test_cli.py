@@ -1,0 +1,137 @@
+"""The `stylereel` command: every mode end to end on tiny images, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from render.video import count_frames
+
+TINY = ["--size", "48", "--iterations", "3"]
+
+
+def stylereel(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cluster.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_help_lists_the_commands():
+    result = stylereel("--help")
+    assert result.returncode == 0
+    assert "still" in result.stdout and "score" in result.stdout
+
+
+@pytest.mark.slow
+def test_still_writes_the_image_and_the_trajectory(tmp_path):
+    out, movie = tmp_path / "out.png", tmp_path / "t.mp4"
+    result = stylereel(
+        "still",
+        "-c",
+        "builtin:astronaut",
+        "-s",
+        "builtin:coffee:0.7",
+        "-s",
+        "builtin:rocket:0.3",
+        "-o",
+        str(out),
+        *TINY,
+        "--trajectory",
+        str(movie),
+        "--save-every",
+        "2",
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as img:
+        assert img.size == (48, 48)
+    steps = 3 * 2 + 3  # scales: 34 px (2x iterations), 48 px (min_size 128 > 48: one scale only)
+    assert count_frames(movie) >= 1 and count_frames(movie) <= steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "t.mp4"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--mode", "reconstruct", "-c", "builtin:chelsea", "--layer", "relu4_1"],
+        ["--mode", "superres", "-c", "builtin:chelsea", "-s", "builtin:coffee", "--size", "64"],
+        ["--mode", "texture", "-s", "builtin:coffee"],
+        [
+            "-c",
+            "builtin:chelsea",
+            "-s",
+            "builtin:coffee",
+            "--preserve-colors",
+            "--optimizer",
+            "adam",
+            "--style-loss",
+            "w2",
+            "--average",
+            "0.5",
+            "--init",
+            "noise",
+        ],
+    ],
+)
+def test_every_mode_runs(tmp_path, args):
+    out = tmp_path / "o.png"
+    result = stylereel("still", *args, "-o", str(out), "--size", "48", "--iterations", "2")
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()
+
+
+@pytest.mark.slow
+def test_score_is_zero_for_an_image_against_itself(tmp_path):
+    result = stylereel(
+        "score", "builtin:coffee", "--content", "builtin:coffee", "--style", "builtin:coffee", "--size", "48"
+    )
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values == {"style": 0.0, "content": 0.0}
+
+
+def _bad_inputs(tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    ok = "builtin:coffee"
+    return [
+        (["-c", str(tmp_path / "missing.jpg"), "-s", ok], "missing.jpg: no such file"),
+        (["-c", str(empty), "-s", ok], "empty.png: file is empty"),
+        (["-c", ok, "-s", str(text)], "notes.png: not an image file"),
+        (["-c", ok, "-s", ok, "--size", "0"], "--size must be a positive"),
+        (["-c", ok, "-s", ok, "--layer", "relu9_1"], "unknown layer relu9_1"),
+        (["-c", ok, "-s", f"{ok}:-1"], "weight must be >= 0"),
+        (["-c", ok, "-s", ok, "--content-weight", "-2"], "content_weight must be >= 0"),
+        (["-c", ok, "-s", ok, "--mode", "dream"], "--mode dream: choose one of"),
+        (["-c", ok, "-s", ok, "--weights", str(text)], "cannot load weights"),
+        (["-s", ok], "needs --content"),
+    ]
+
+
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.png").write_bytes(b"precious")
+    for args, message in _bad_inputs(inputs):
+        result = stylereel("still", *args, "-o", str(out / "keep.png"), "--iterations", "1")
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.png"]
+    assert (out / "keep.png").read_bytes() == b"precious"
+
+
+def test_output_in_a_missing_folder_is_refused(tmp_path):
+    result = stylereel(
+        "still", "-c", "builtin:coffee", "-s", "builtin:coffee", "-o", str(tmp_path / "no" / "o.png")
+    )
+    assert result.returncode == 2 and "does not exist" in result.stderr
