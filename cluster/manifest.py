@@ -1,0 +1,49 @@
+"""The render manifest: an index of the frames on disk, the resolved scene they came from, and timings.
+
+Written atomically after every frame. The frames on disk stay the truth:
+a frame counts as done only if its file is there, decodes, and matches the
+hash recorded here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from render.atomic import write_text
+
+NAME = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    scene_hash: str
+    scene: dict[str, Any]  # resolved settings, as Scene.resolved()
+    seed: int
+    frame_count: int
+    frames: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> sha256, seconds, loss, worker
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest | None:
+        path = Path(folder) / NAME
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            data["frames"] = {int(k): v for k, v in data.get("frames", {}).items()}
+            return cls(**data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: unreadable manifest ({e}); render again with --fresh") from None
+
+    def save(self, folder: Path) -> None:
+        write_text(Path(folder) / NAME, json.dumps(asdict(self), indent=1, sort_keys=True))
+
+
+def scene_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two resolved scenes: 'key: old -> new'."""
+    keys = sorted(set(old) | set(new))
+    return [
+        f"{k}: {old.get(k, '(unset)')} -> {new.get(k, '(unset)')}" for k in keys if old.get(k) != new.get(k)
+    ]

@@ -1,0 +1,168 @@
+"""Keyframe schedules: `"0:(1.02), 120:(1.04)"`, values that may be expressions in t and max_f.
+
+Expressions are parsed with Python's `ast` module and evaluated by a small
+walker that knows only numbers, + - * / % **, parentheses, the names t,
+max_f, pi and e, and a fixed list of math functions. Nothing is ever
+passed to eval or exec; any other syntax is refused when the scene is read.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+FUNCTIONS: dict[str, Callable[..., float]] = {
+    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
+    "atan": math.atan, "atan2": math.atan2, "sqrt": math.sqrt, "exp": math.exp, "log": math.log,
+    "abs": abs, "floor": math.floor, "ceil": math.ceil, "min": min, "max": max, "round": round,
+}  # fmt: skip
+CONSTANTS = {"pi": math.pi, "e": math.e}
+VARIABLES = ("t", "max_f")
+_BINARY = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+}  # fmt: skip
+_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_MAX_LENGTH = 1000
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be parsed or evaluated; the message says where."""
+
+
+class Expression:
+    """A parsed, checked arithmetic expression in t and max_f."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text.strip()
+        if len(self.text) > _MAX_LENGTH:
+            raise ScheduleError(f"expression longer than {_MAX_LENGTH} characters")
+        try:
+            self.tree = ast.parse(self.text, mode="eval").body
+            self._check(self.tree)
+        except (SyntaxError, RecursionError, MemoryError):
+            raise ScheduleError(f"cannot parse {self.text!r}") from None
+
+    def _check(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise ScheduleError(f"{self.text!r}: only numbers are allowed, not {node.value!r}")
+        elif isinstance(node, ast.Name):
+            if node.id not in VARIABLES and node.id not in CONSTANTS:
+                raise ScheduleError(f"{self.text!r}: unknown name {node.id!r}; allowed: t, max_f, pi, e")
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+            self._check(node.left)
+            self._check(node.right)
+        elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+            self._check(node.operand)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            if node.func.id not in FUNCTIONS:
+                raise ScheduleError(
+                    f"{self.text!r}: unknown function {node.func.id!r}; allowed: {', '.join(FUNCTIONS)}"
+                )
+            for arg in node.args:
+                self._check(arg)
+        else:
+            raise ScheduleError(f"{self.text!r}: {type(node).__name__} is not allowed in an expression")
+
+    def __call__(self, t: float, max_f: float) -> float:
+        try:
+            value = float(self._eval(self.tree, {"t": float(t), "max_f": float(max_f)}))
+        except (ArithmeticError, ValueError, TypeError) as e:
+            raise ScheduleError(f"{self.text!r} at t={t:g}: {e}") from None
+        if not math.isfinite(value):
+            raise ScheduleError(f"{self.text!r} at t={t:g} is not finite")
+        return value
+
+    def _eval(self, node: ast.AST, names: dict[str, float]) -> float:
+        if isinstance(node, ast.Constant):
+            return float(node.value)  # floats only: 9**9**9 overflows at once instead of growing a bignum
+        if isinstance(node, ast.Name):
+            return names[node.id] if node.id in names else CONSTANTS[node.id]
+        if isinstance(node, ast.BinOp):
+            return _BINARY[type(node.op)](self._eval(node.left, names), self._eval(node.right, names))
+        if isinstance(node, ast.UnaryOp):
+            return _UNARY[type(node.op)](self._eval(node.operand, names))
+        args = [self._eval(a, names) for a in node.args]
+        return float(FUNCTIONS[node.func.id](*args))
+
+
+_KEY = re.compile(r"\s*(-?\d+)\s*:\s*\(")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Keyframes (frame, expression), interpolated between keys; constant outside them."""
+
+    keys: tuple[tuple[int, Expression], ...]
+    interpolation: str = "linear"  # or "cubic" (Catmull-Rom through the keys)
+    text: str = ""
+
+    @classmethod
+    def parse(cls, value: str | int | float, interpolation: str = "linear") -> Schedule:
+        """A number, an expression, or keyframes `"F:(EXPR), F:(EXPR), ..."` with F ascending."""
+        if interpolation not in ("linear", "cubic"):
+            raise ScheduleError(f"interpolation must be 'linear' or 'cubic', not {interpolation!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ScheduleError(f"expected a number or a schedule string, not {value!r}")
+        text = str(value).strip()
+        if not _KEY.match(text):
+            return cls(((0, Expression(text)),), interpolation, text)
+        return cls(tuple(_split_keys(text)), interpolation, text)
+
+    def __call__(self, t: int, max_f: int) -> float:
+        frames = [f for f, _ in self.keys]
+        if t <= frames[0] or len(frames) == 1:
+            return self.keys[0][1](t, max_f)
+        if t >= frames[-1]:
+            return self.keys[-1][1](t, max_f)
+        i = max(k for k, f in enumerate(frames) if f <= t)
+        (f0, e0), (f1, e1) = self.keys[i], self.keys[i + 1]
+        u = (t - f0) / (f1 - f0)
+        v0, v1 = e0(t, max_f), e1(t, max_f)
+        if self.interpolation == "linear":
+            return v0 + (v1 - v0) * u
+        # Catmull-Rom: the neighbours beyond the segment shape the tangents.
+        vm = self.keys[i - 1][1](t, max_f) if i > 0 else v0
+        vp = self.keys[i + 2][1](t, max_f) if i + 2 < len(self.keys) else v1
+        return 0.5 * (
+            2 * v0
+            + (v1 - vm) * u
+            + (2 * vm - 5 * v0 + 4 * v1 - vp) * u**2
+            + (3 * v0 - vm - 3 * v1 + vp) * u**3
+        )
+
+
+def _split_keys(text: str) -> list[tuple[int, Expression]]:
+    """`"0:(a), 10:(b)"` -> [(0, a), (10, b)], matching parentheses so expressions may nest them."""
+    keys: list[tuple[int, Expression]] = []
+    pos = 0
+    while pos < len(text):
+        m = _KEY.match(text, pos)
+        if not m:
+            raise ScheduleError(f"expected 'FRAME:(VALUE)' at {text[pos : pos + 20]!r}")
+        frame, depth, start = int(m.group(1)), 1, m.end()
+        end = start
+        while depth and end < len(text):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        if depth:
+            raise ScheduleError(f"unbalanced parentheses after '{frame}:'")
+        if frame < 0:
+            raise ScheduleError(f"key frame {frame} is negative")
+        if keys and frame <= keys[-1][0]:
+            raise ScheduleError(f"key frames out of order: {frame} after {keys[-1][0]}")
+        keys.append((frame, Expression(text[start : end - 1])))
+        rest = text[end:].lstrip()
+        if rest.startswith(","):
+            rest = rest[1:]
+        elif rest:
+            raise ScheduleError(f"expected ',' before {rest[:20]!r}")
+        pos = len(text) - len(rest)
+    if not keys:
+        raise ScheduleError("empty schedule")
+    return keys

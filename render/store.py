@@ -1,0 +1,50 @@
+"""The frame store: `frames/000000.png ...` in an output folder. The files are the truth."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .atomic import atomic_path
+
+
+class FrameStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder) / "frames"
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"{index:06d}.png"
+
+    def write(self, index: int, frame: np.ndarray) -> str:
+        """Write an (H, W, 3) uint8 frame atomically; return its sha256."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path(index)) as tmp:
+            Image.fromarray(frame).save(tmp, format="PNG")
+        return hashlib.sha256(self.path(index).read_bytes()).hexdigest()
+
+    def read(
+        self, index: int, size: tuple[int, int] | None = None, sha256: str | None = None
+    ) -> np.ndarray | None:
+        """The frame as (H, W, 3) uint8, or None if it is missing, corrupt, of another (H, W) or hash."""
+        path = self.path(index)
+        try:
+            data = path.read_bytes()
+            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+                return None
+            with Image.open(path) as img:
+                img.load()
+                frame = np.asarray(img.convert("RGB"))
+        except (OSError, SyntaxError, ValueError):
+            return None
+        if size is not None and frame.shape[:2] != tuple(size):
+            return None
+        return frame
+
+    def indices(self) -> list[int]:
+        """Indices of the frame files present (not checked)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(int(p.stem) for p in self.folder.glob("[0-9]" * 6 + ".png"))
