@@ -23,6 +23,7 @@ class Manifest:
     scene: dict[str, Any]  # resolved settings, as Scene.resolved()
     seed: int
     frame_count: int
+    video: str  # file name of the video in the output folder
     frames: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> sha256, seconds, loss, worker
 
     @classmethod

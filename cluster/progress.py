@@ -43,3 +43,26 @@ def progress_bar(label: str) -> Iterator[Callable]:
             )
 
         yield update
+
+
+@contextlib.contextmanager
+def frame_bar(frames: int) -> Iterator[Callable]:
+    """Progress over a render: frames done, the current frame and its iteration, ETA."""
+    columns = (
+        TextColumn("[bold]render"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} frames"),
+        TextColumn("frame {task.fields[frame]} it {task.fields[step]}"),
+        TextColumn("{task.fields[pace]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("render", total=frames, frame="-", step="-", pace="")
+
+        def update(s: object) -> None:
+            pace = f"{s.seconds_per_frame:.1f} s/frame" if s.seconds_per_frame else ""
+            bar.update(task, completed=s.done, frame=s.frame, step=f"{s.step}/{s.steps}", pace=pace)
+
+        yield update
+        bar.update(task, completed=frames)

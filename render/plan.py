@@ -72,7 +72,7 @@ def plan_scene(scene: Scene) -> list[FramePlan]:
             weights = [float(name == (scene.frames.style or names[0])) for name in names]
         if t == 0 and scene.start.style is not None:
             weights = [float(name == scene.start.style) for name in names]
-        camera = Camera(**{k: value(f"camera.{k}", t) for k in CAMERA_KEYS})
+        camera = Camera(**{k: value(f"camera.{k}", t) for k in CAMERA_KEYS}) if t else Camera()
         if camera.zoom <= 0:
             raise SceneError(f"{scene.path}: camera.zoom: frame {t}: must be > 0, got {camera.zoom:g}")
         iterations = scene.start.iterations if t == 0 else round(value("frames.iterations", t))
@@ -83,8 +83,7 @@ def plan_scene(scene: Scene) -> list[FramePlan]:
             if w < 0:
                 raise SceneError(f"{scene.path}: frames.{key}: frame {t}: must be >= 0, got {w:g}")
         content = ("start" if scene.start.content else "none") if t == 0 else scene.frames.content
-        step = Camera() if t == 0 else camera
-        plans.append(FramePlan(t, tuple(weights), step, iterations, content, **weights_at))
+        plans.append(FramePlan(t, tuple(weights), camera, iterations, content, **weights_at))
     return plans
 
 

@@ -1,0 +1,154 @@
+"""Scenes end to end through local Ray: video, status, encode, resume after SIGKILL, refusal of a changed scene."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from render.video import count_frames
+
+pytestmark = pytest.mark.slow
+
+SCENE = """
+seed = 5
+[output]
+width = 64
+height = 48
+fps = 12
+frames = 8
+[styles]
+coffee = "builtin:coffee"
+ihc = "builtin:ihc"
+[start]
+content = "builtin:astronaut"
+iterations = 4
+[frames]
+iterations = 6
+[drift]
+styles = ["coffee", "ihc"]
+frames_per_style = 4
+crossfade = 2
+[camera]
+zoom = "0:(1.04), 7:(1.08)"
+angle = 1.5
+border = "content"
+"""
+FRAMES = 8
+
+
+def cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], capture_output=True, text=True,
+                          timeout=240, **kw)  # fmt: skip
+
+
+def pixels(folder: Path) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p)) for p in sorted((folder / "frames").glob("*.png"))]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, Path]:
+    """An uninterrupted render of the scene."""
+    root = tmp_path_factory.mktemp("render")
+    scene = root / "scene.toml"
+    scene.write_text(SCENE)
+    result = cli("render", str(scene))
+    assert result.returncode == 0, result.stderr
+    return scene, root / "scene.render"
+
+
+def test_render_writes_frames_manifest_and_a_video_that_decodes(reference):
+    scene, out = reference
+    assert len(pixels(out)) == FRAMES
+    assert count_frames(out / "scene.mp4") == FRAMES
+    status = cli("status", str(out))
+    assert status.returncode == 0 and f"{FRAMES}/{FRAMES} frames done" in status.stdout
+    frames = pixels(out)
+    assert all(f.shape == (48, 64, 3) for f in frames)
+    assert not np.array_equal(frames[0], frames[-1])  # the camera and the drift move the picture
+
+
+def test_encode_rebuilds_the_video(reference, tmp_path):
+    _, out = reference
+    copy = tmp_path / "copy.render"
+    shutil.copytree(out, copy)
+    (copy / "scene.mp4").unlink()
+    result = cli("encode", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert count_frames(copy / "scene.mp4") == FRAMES
+
+
+def test_sigkilled_render_resumes_to_the_identical_frames(reference, tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE)
+    out = tmp_path / "scene.render"
+    proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "render", str(scene)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 120
+    while not (out / "frames" / "000002.png").exists():
+        assert proc.poll() is None and time.time() < deadline, "render ended before it could be killed"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(pixels(out))
+    assert partial < FRAMES and not (out / "scene.mp4").exists()
+    # The interrupted render still yields a playable file.
+    assert cli("encode", str(out)).returncode == 0
+    assert count_frames(out / "scene.mp4") >= 2
+
+    result = cli("render", str(scene))
+    assert result.returncode == 0, result.stderr
+    for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
+        assert np.array_equal(mine, theirs)
+    assert count_frames(out / "scene.mp4") == FRAMES
+
+
+def test_a_corrupt_frame_in_the_middle_is_rerendered_with_everything_after(reference, tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE)
+    out = tmp_path / "scene.render"
+    shutil.copytree(reference[1], out)
+    victim = out / "frames" / "000003.png"
+    victim.write_bytes(victim.read_bytes()[:100])
+    later = out / "frames" / "000006.png"
+    later.write_bytes(b"")
+    result = cli("render", str(scene))
+    assert result.returncode == 0, result.stderr
+    for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
+        assert np.array_equal(mine, theirs)
+
+
+def test_a_changed_scene_is_refused_and_nothing_is_touched(reference, tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE.replace("angle = 1.5", "angle = 2.5"))
+    out = tmp_path / "scene.render"
+    shutil.copytree(reference[1], out)
+    before = snapshot(out)
+    result = cli("render", str(scene))
+    assert result.returncode == 2
+    assert "camera.angle: 1.5 -> 2.5" in result.stderr and "--fresh" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(out) == before
+
+
+def test_a_bad_scene_changes_nothing_in_the_output_folder(reference, tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE.replace("frames = 8", "frames = 0"))
+    out = tmp_path / "scene.render"
+    shutil.copytree(reference[1], out)
+    before = snapshot(out)
+    result = cli("render", str(scene))
+    assert result.returncode == 2 and "output.frames: must be >= 1" in result.stderr
+    assert snapshot(out) == before

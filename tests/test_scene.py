@@ -1,0 +1,146 @@
+"""Scene files: valid scenes parse with defaults; bad ones give one line naming file, key and frame."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from render.plan import drift_weights, plan_scene
+from render.scene import SceneError, json_schema, load_scene
+
+GOOD = """
+seed = 1
+[output]
+width = 48
+height = 32
+fps = "24000/1001"
+frames = 6
+[styles]
+a = "builtin:coffee"
+b = "builtin:ihc"
+[start]
+content = "builtin:astronaut"
+iterations = 3
+[frames]
+iterations = "0:(2), 5:(4)"
+[drift]
+styles = ["a", "b"]
+frames_per_style = 3
+crossfade = 1
+[camera]
+zoom = 1.05
+"""
+
+
+def write(tmp_path, text: str, name: str = "scene.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_a_good_scene_parses_and_plans(tmp_path):
+    scene = load_scene(write(tmp_path, GOOD))
+    assert scene.frame_count == 6 and scene.frames.content == "feedback"
+    plans = plan_scene(scene)
+    assert [p.iterations for p in plans] == [3, 2, 3, 3, 4, 4]  # frame 0 uses start.iterations
+    assert plans[0].camera.zoom == 1 and plans[1].camera.zoom == pytest.approx(1.05)
+    assert plans[0].style_weights == (1.0, 0.0)
+    assert all(abs(sum(p.style_weights) - 1) < 1e-9 for p in plans)
+
+
+def test_drift_cycles_and_crossfades_smoothly():
+    weights = [drift_weights(t, 3, 4, 2) for t in range(13)]
+    assert weights[0] == [1, 0, 0] and weights[4] == [0, 1, 0] and weights[8] == [0, 0, 1]
+    assert weights[12] == [1, 0, 0]  # back to the first style
+    assert 0 < weights[2][1] < weights[3][1] < 1  # handing over from style 0 to 1
+
+
+def test_seconds_and_fraction_fps(tmp_path):
+    scene = load_scene(write(tmp_path, GOOD.replace("frames = 6", "seconds = 2")))
+    assert scene.frame_count == round(2 * 24000 / 1001)
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        (
+            "[camera]\nzoom = 1.05",
+            "[camera]\nzom = 1.05",
+            "unknown key camera.zom; did you mean camera.zoom?",
+        ),
+        ("width = 48", 'width = "48"', "output.width: expected a whole number"),
+        ("width = 48", "width = 47", "output.width: must be even"),
+        ("frames = 6", "frames = 0", "output.frames: must be >= 1"),
+        ("frames = 6", "frames = -3", "output.frames: must be >= 1"),
+        ('fps = "24000/1001"', "fps = 0", "output.fps: must be > 0"),
+        ('fps = "24000/1001"', 'fps = "fast"', "output.fps: expected a number or a fraction"),
+        ('b = "builtin:ihc"', 'b = "missing.png"', "styles.b: missing.png: no such file"),
+        ('b = "builtin:ihc"', 'b = "builtin:nope"', "styles.b: builtin:nope: no such built-in image"),
+        ('iterations = "0:(2), 5:(4)"', 'iterations = "0:(2), 5:(4"', "frames.iterations: unbalanced"),
+        (
+            'iterations = "0:(2), 5:(4)"',
+            'iterations = "5:(2), 0:(4)"',
+            "frames.iterations: key frames out of order",
+        ),
+        ("zoom = 1.05", "zoom = \"__import__('os')\"", "unknown function '__import__'"),
+        ("zoom = 1.05", 'zoom = "0:(1), 3:(-1)"', "camera.zoom: frame 2: must be > 0"),
+        (
+            "zoom = 1.05",
+            'zoom = "1+0.01/(t-4)"',
+            "camera.zoom: frame 4: '1+0.01/(t-4)' at t=4: float division",
+        ),
+        ('styles = ["a", "b"]', 'styles = ["a", "c"]', "drift.styles: no style named 'c'"),
+        ("seed = 1", "seed = -1", "seed: expected a whole number >= 0"),
+        ("[output]", "[outptu]", "unknown key outptu; did you mean output?"),
+        ("width = 48", "width = 48\nwidth = 50", "not valid TOML"),
+    ],
+)
+def test_bad_scenes_name_file_key_and_frame(tmp_path, old, new, message):
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(SceneError) as e:
+        plan_scene(load_scene(path))
+    assert message in str(e.value) and str(path) in str(e.value)
+
+
+def test_missing_scene_file(tmp_path):
+    with pytest.raises(SceneError, match="no such scene file"):
+        load_scene(tmp_path / "nope.toml")
+
+
+def test_schema_describes_every_key():
+    schema = json_schema()
+    assert set(schema["properties"]) == {"seed", "styles", "output", "start", "frames", "drift", "camera"}
+    zoom = schema["properties"]["camera"]["properties"]["zoom"]
+    assert zoom["type"] == ["number", "string"] and zoom["description"]
+    assert schema["properties"]["output"]["properties"]["codec"]["enum"][0] == "libx264"
+
+
+def test_bundled_scenes_are_valid():
+    from pathlib import Path
+
+    scenes = sorted((Path(__file__).parents[1] / "scenes").glob("*.toml"))
+    assert len(scenes) >= 3
+    for path in scenes:
+        assert plan_scene(load_scene(path))
+
+
+def test_schema_and_plan_commands(tmp_path):
+    path = write(tmp_path, GOOD)
+    result = subprocess.run([sys.executable, "-m", "cluster.cli", "schema"], capture_output=True, text=True)
+    assert result.returncode == 0 and json.loads(result.stdout)["title"] == "stylereel scene"
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "plan", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + 6 + 1 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-1]
+    bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
+    result = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "plan", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "camera.zoom: frame 1: must be > 0" in result.stderr
