@@ -1,4 +1,4 @@
-"""Scenes end to end through local Ray: video, status, encode, resume after SIGKILL, refusal of a changed scene."""
+"""Scenes end to end through local Ray: video, status, encode, resume after SIGKILL, changed scenes."""
 
 from __future__ import annotations
 
@@ -94,8 +94,12 @@ def test_sigkilled_render_resumes_to_the_identical_frames(reference, tmp_path):
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE)
     out = tmp_path / "scene.render"
-    proc = subprocess.Popen([sys.executable, "-m", "cluster.cli", "render", str(scene)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "render", str(scene)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the kill takes the whole process group, as a terminal's would
+    )
     deadline = time.time() + 120
     while not (out / "frames" / "000002.png").exists():
         assert proc.poll() is None and time.time() < deadline, "render ended before it could be killed"
