@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -55,23 +56,23 @@ def _sync(x: torch.Tensor) -> None:
         torch.cuda.synchronize()
 
 
+def _trimmed_mean(values: list[float]) -> float:
+    """Mean of the middle half: the same robust statistic for both sides of a ratio."""
+    values = sorted(values)
+    middle = values[len(values) // 4 : len(values) - len(values) // 4]
+    return sum(middle) / len(middle)
+
+
 def per_iteration(net, size: int, precision: str, steps: int, device: str) -> dict:
     content = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     style = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
     targets = StyleTargets(StyleBank([style]))
     settings = Settings(iterations=steps, min_size=size, precision=precision)  # one scale
     stamps: list[float] = []
-    stylize(
-        content,
-        targets,
-        settings,
-        features=net,
-        init=content.clone(),
-        callback=lambda p: stamps.append(time.perf_counter()),
-    )
-    engine = (stamps[-1] - stamps[2]) / (len(stamps) - 3)  # skip warm-up evaluations
-    bare = sorted(_bare_step(net, content, precision) for _ in range(steps))[steps // 4 : -steps // 4 or None]
-    bare_mean = sum(bare) / len(bare)
+    stylize(content, targets, settings, features=net, init=content.clone(),
+            callback=lambda p: stamps.append(time.perf_counter()))  # fmt: skip
+    engine = _trimmed_mean([b - a for a, b in itertools.pairwise(stamps)])
+    bare_mean = _trimmed_mean([_bare_step(net, content, precision) for _ in range(steps)])
     return {
         "size": size,
         "precision": precision,

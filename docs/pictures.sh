@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Makes the README's pictures from images that ship with scikit-image. Run from the repository root.
+set -euo pipefail
+out=docs/img
+tmp=$(mktemp -d)
+mkdir -p "$out"
+python - "$tmp" <<'PY'
+import sys
+from PIL import Image
+from render.images import builtin_images
+cat = Image.open(builtin_images()["chelsea"]).convert("RGB")  # 451x300
+w, h = cat.size
+cat.crop((0, 0, w // 2, h)).resize((w // 8, h // 4), Image.LANCZOS).save(f"{sys.argv[1]}/cat_left_lowres.png")
+cat.crop((w // 2, 0, w, h)).save(f"{sys.argv[1]}/cat_right.png")
+PY
+stylereel still -c builtin:chelsea -s builtin:hubble_deep_field -o "$out/transfer.jpg" --size 320
+stylereel still -c builtin:chelsea -s builtin:hubble_deep_field -o "$out/transfer_colors.jpg" --size 320 --preserve-colors
+stylereel still -c builtin:astronaut -s builtin:ihc:0.5 -s builtin:coffee:0.5 -o "$out/blend.jpg" --size 256
+stylereel still --mode reconstruct -c builtin:astronaut -o "$out/reconstruct.jpg" --size 192 \
+  --trajectory "$tmp/reconstruct.mp4" --save-every 10
+stylereel still --mode superres -c "$tmp/cat_left_lowres.png" -s "$tmp/cat_right.png" -o "$out/superres.jpg" --size 224
+cp "$tmp/cat_left_lowres.png" "$out/superres_input.png"
+stylereel still --mode texture -s builtin:gravel -o "$out/texture.jpg" --size 256
+python - "$tmp/reconstruct.mp4" "$out/reconstruct_path.jpg" <<'PY'
+import sys, av
+from PIL import Image
+frames = [f.to_image() for f in av.open(sys.argv[1]).decode(video=0)]
+pick = [frames[round(i * (len(frames) - 1) / 5)] for i in range(6)]
+w, h = pick[0].size
+strip = Image.new("RGB", (w * 6, h))
+for i, im in enumerate(pick):
+    strip.paste(im, (i * w, 0))
+strip.resize((w * 6 // 2, h // 2)).save(sys.argv[2], quality=85)
+PY
+rm -rf "$tmp"
+
+# Strips of every 8th frame of the bundled drift and zoom scenes.
+for scene in drift zoom; do
+  stylereel render "scenes/$scene.toml"
+  python - "scenes/$scene.render/frames" "$out/$scene.jpg" <<'PY'
+import sys
+from pathlib import Path
+from PIL import Image
+frames = sorted(Path(sys.argv[1]).glob("*.png"))[::8][:9]
+w, h = Image.open(frames[0]).size
+strip = Image.new("RGB", (w * len(frames), h))
+for i, f in enumerate(frames):
+    strip.paste(Image.open(f).convert("RGB"), (i * w, 0))
+strip.save(sys.argv[2], quality=85)
+PY
+done
