@@ -13,9 +13,9 @@ w, h = cat.size
 cat.crop((0, 0, w // 2, h)).resize((w // 8, h // 4), Image.LANCZOS).save(f"{sys.argv[1]}/cat_left_lowres.png")
 cat.crop((w // 2, 0, w, h)).save(f"{sys.argv[1]}/cat_right.png")
 PY
-stylereel still -c builtin:chelsea -s builtin:hubble_deep_field -o "$out/transfer.jpg" --size 320
-stylereel still -c builtin:chelsea -s builtin:hubble_deep_field -o "$out/transfer_colors.jpg" --size 320 --preserve-colors
-stylereel still -c builtin:astronaut -s builtin:ihc:0.5 -s builtin:coffee:0.5 -o "$out/blend.jpg" --size 256
+stylereel still -c builtin:chelsea -s builtin:ihc -o "$out/transfer.jpg" --size 320
+stylereel still -c builtin:chelsea -s builtin:ihc -o "$out/transfer_colors.jpg" --size 320 --preserve-colors
+stylereel still -c builtin:astronaut -s builtin:ihc:0.5 -s builtin:hubble_deep_field:0.5 -o "$out/blend.jpg" --size 256 --content-weight 20
 stylereel still --mode reconstruct -c builtin:astronaut -o "$out/reconstruct.jpg" --size 192 \
   --trajectory "$tmp/reconstruct.mp4" --save-every 10
 stylereel still --mode superres -c "$tmp/cat_left_lowres.png" -s "$tmp/cat_right.png" -o "$out/superres.jpg" --size 224

@@ -1,0 +1,101 @@
+"""Tiling a large frame: overlapping tiles on a grid shifted every frame, blended back with feathered weights.
+
+The grid's offset is drawn from the frame's seed, so seams never sit in the
+same place twice and cannot build up through the feedback loop; the weights
+ramp linearly across each overlap, so no seam shows.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Tile:
+    y0: int
+    x0: int
+    y1: int
+    x1: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
+
+    def crop(self, x: Tensor) -> Tensor:
+        """The tile's region of a (N, C, H, W) tensor."""
+        return x[..., self.y0 : self.y1, self.x0 : self.x1]
+
+
+def _starts(length: int, tile: int, overlap: int, offset: int) -> list[tuple[int, int]]:
+    """Spans [a, b) covering [0, length) with tiles of `tile` overlapping by `overlap`, shifted by -offset."""
+    if length <= tile:
+        return [(0, length)]
+    stride = tile - overlap
+    spans, a = [], -offset
+    while a + overlap < length:
+        lo, hi = max(0, a), min(length, a + tile)
+        if hi - lo > overlap:  # slivers narrower than the overlap lie inside the neighbour's overlap
+            spans.append((lo, hi))
+        a += stride
+    return spans
+
+
+def grid(height: int, width: int, tile: int, overlap: int, offset: tuple[int, int] = (0, 0)) -> list[Tile]:
+    """Tiles of at most tile×tile covering the frame, in row-major order."""
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"tile overlap must be in [0, {tile // 2}), not {overlap}")
+    return [
+        Tile(y0, x0, y1, x1)
+        for y0, y1 in _starts(height, tile, overlap, offset[0])
+        for x0, x1 in _starts(width, tile, overlap, offset[1])
+    ]
+
+
+def grid_offset(seed: int, frame: int, tile: int, overlap: int) -> tuple[int, int]:
+    """The frame's grid shift, from its seed: anywhere within one stride."""
+    rng = random.Random(seed * 7919 + frame)
+    stride = tile - overlap
+    return rng.randrange(stride), rng.randrange(stride)
+
+
+def feather(tile: Tile, height: int, width: int, overlap: int) -> Tensor:
+    """(1, 1, h, w) weights: 1 inside, ramping down across the overlap on sides that border another tile."""
+    h, w = tile.size
+
+    def ramp(n: int, lo_inner: bool, hi_inner: bool) -> Tensor:
+        r = torch.ones(n)
+        if overlap:
+            edge = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+            k = min(overlap, n)
+            if lo_inner:
+                r[:k] = torch.minimum(r[:k], edge[:k])
+            if hi_inner:
+                r[n - k :] = torch.minimum(r[n - k :], edge[:k].flip(0))
+        return r
+
+    ry = ramp(h, tile.y0 > 0, tile.y1 < height)
+    rx = ramp(w, tile.x0 > 0, tile.x1 < width)
+    return (ry[:, None] * rx[None, :])[None, None]
+
+
+class Blender:
+    """Accumulates tiles into a frame: Σ weight·tile / Σ weight."""
+
+    def __init__(self, height: int, width: int, overlap: int) -> None:
+        self.height, self.width, self.overlap = height, width, overlap
+        self.sum = torch.zeros(1, 3, height, width)
+        self.weight = torch.zeros(1, 1, height, width)
+
+    def add(self, tile: Tile, image: Tensor) -> None:
+        w = feather(tile, self.height, self.width, self.overlap)
+        tile.crop(self.sum).add_(image * w)
+        tile.crop(self.weight).add_(w)
+
+    def result(self) -> Tensor:
+        if (self.weight <= 0).any():
+            raise RuntimeError("tiles do not cover the frame")
+        return self.sum / self.weight
