@@ -122,6 +122,7 @@ def stylize(
     features: Features,
     init: Tensor | None = None,
     size: tuple[int, int] | None = None,
+    canvas: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
 ) -> Tensor:
@@ -129,6 +130,8 @@ def stylize(
 
     content: (1, 3, h, w) in [0, 1] or None (texture). init: (1, 3, *, *) start
     image, or None for noise. size: output (H, W); default the content's.
+    canvas: long side of the whole picture when this call optimises one tile
+    of it, so the style is seen at the picture's scale, not the tile's.
     Returns (1, 3, H, W) in [0, 1]. Same inputs and generator seed on the
     same device give the same result.
     """
@@ -149,7 +152,8 @@ def stylize(
     for k, (scale_size, n) in enumerate(zip(plan, steps, strict=True)):
         x = resize(x.detach(), scale_size)
         avg = resize(avg, scale_size) if avg is not None else None
-        objective = _Objective(content, style_targets, settings, features, scale_size, size)
+        style_side = round((canvas or max(size)) * max(scale_size) / max(size) * settings.style_scale)
+        objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side)
 
         def report(
             evals: int, loss: Tensor, terms: dict, image: Tensor, k: int = k, start: int = done
@@ -215,6 +219,7 @@ class _Objective:
         features: Features,
         scale_size: tuple[int, int],
         final_size: tuple[int, int],
+        style_side: int,
     ) -> None:
         self.s, self.features = s, features
         self.device_type = (content if content is not None else style_targets.bank.images[0]).device.type
@@ -235,7 +240,7 @@ class _Objective:
         if style_targets is not None and s.style_weight > 0:
             self.style_losses = style_targets.losses(
                 self._features,
-                round(max(scale_size) * s.style_scale),
+                style_side,
                 s.style_layers,
                 s.style_loss,
                 s.precision,

@@ -1,7 +1,8 @@
-"""One frame's optimisation as a self-contained job: what a worker receives and runs."""
+"""One optimisation as a self-contained job (a whole frame or one tile of it): what a worker runs."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,19 +18,26 @@ from .images import to_uint8
 
 
 @dataclass(frozen=True)
-class FrameJob:
-    index: int
-    size: tuple[int, int]  # (H, W)
+class Job:
+    frame: int  # global frame index
+    round: int  # pass over the frame (coarse-to-fine tiled frames have several)
+    tile: int  # tile index within the round (0 when untiled)
+    size: tuple[int, int]  # (H, W) of the region optimised
     init: Tensor | None  # (1, 3, H, W) or None for noise
     content: Tensor | None  # (1, 3, H, W) or None
     style_weights: tuple[float, ...]
     settings: Settings
-    seed: int  # the frame's own seed: its pixels depend on nothing else
+    seed: int  # the job's own seed: its pixels depend on nothing else
+    canvas: int | None = None  # long side of the whole frame, when this is a tile of it
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return self.frame, self.round, self.tile
 
 
-def frame_seed(scene_seed: int, index: int) -> int:
-    """A per-frame seed, so a frame renders the same wherever and however often it runs."""
-    return (scene_seed * 1_000_003 + index) % 2**63
+def job_seed(scene_seed: int, frame: int, round_: int = 0, tile: int = 0) -> int:
+    """A per-job seed, so a job renders the same wherever and however often it runs."""
+    return ((scene_seed * 1_000_003 + frame) * 1_000_033 + round_ * 10_007 + tile) % 2**63
 
 
 def frame_settings(
@@ -40,20 +48,25 @@ def frame_settings(
     return settings if index == 0 else replace(settings, min_size=max(size))
 
 
-def run_frame(
-    job: FrameJob, features: Callable, bank: StyleBank, progress: Callable[[Progress], None] | None = None
+def run_job(
+    job: Job,
+    features: Callable,
+    bank: StyleBank | None,
+    device: str = "cpu",
+    progress: Callable[[Progress], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Render a job; return the (H, W, 3) uint8 frame and its record (loss, seconds)."""
-    device = bank.images[0].device
-    last: list[Progress] = []
+    """Run a job; return the (H, W, 3) uint8 result and its record (seconds, losses, checks)."""
+    seen: list[Progress] = []
 
     def callback(p: Progress) -> None:
-        last[:] = [p]
+        if not seen:
+            seen.append(p)
+        seen[1:] = [p]
         if progress is not None:
             progress(p)
 
     start = time.perf_counter()
-    styled = sum(job.style_weights) > 0 and job.settings.style_weight > 0
+    styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
     out = stylize(
         job.content.to(device) if job.content is not None else None,
         StyleTargets(bank, job.style_weights) if styled else None,
@@ -61,10 +74,27 @@ def run_frame(
         features=features,
         init=job.init.to(device) if job.init is not None else None,
         size=job.size,
+        canvas=job.canvas,
         generator=torch.Generator().manual_seed(job.seed),
         callback=callback,
     )
-    record = {"seconds": round(time.perf_counter() - start, 3), "loss": last[0].loss if last else None}
-    if last:
-        record |= {k: round(v, 6) for k, v in last[0].terms.items()}
-    return to_uint8(out), record
+    record: dict = {"seconds": round(time.perf_counter() - start, 3)}
+    record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}
+    if seen:
+        record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
+        record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
+    record["nan"] = bool(torch.isnan(out).any())
+    return to_uint8(out.nan_to_num(0.0)), record
+
+
+def suspect(job: Job, record: dict) -> str | None:
+    """Why a finished job's result should not be trusted, or None: NaN, an early stop, a rising loss."""
+    if record.get("nan") or (record.get("loss") is not None and not math.isfinite(record["loss"])):
+        return "result contains NaN"
+    planned = record.get("planned")
+    if planned is not None and record.get("steps", 0) < planned:
+        return f"optimiser stopped after {record.get('steps', 0)} of {planned} steps"
+    first, last = record.get("first_loss"), record.get("loss")
+    if record.get("steps", 0) >= 3 and first is not None and last is not None and last > first:
+        return f"loss rose from {first:.4g} to {last:.4g}"
+    return None

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
-from engine.stylize import Progress, Settings, stylize
-from engine.targets import StyleBank, StyleTargets, resize
+from engine.stylize import Progress, Settings
+from engine.targets import StyleBank, resize
 
 from .images import check_output_path, load_image, save_image, to_uint8
+from .job import Job, run_job
 from .network import auto_precision, load_network, resolve_device
+from .tiled import DEFAULT_TILE, FrameWork, run_frame_serially
 from .video import VideoWriter
 
 
@@ -52,11 +53,14 @@ class StillJob:
     weights: Path | None = None
     trajectory: Path | None = None
     save_every: int = 1
+    tile: int = DEFAULT_TILE  # larger outputs are rendered in overlapping tiles of this size
     overrides: dict = field(default_factory=dict)  # Settings fields set on the command line
 
     def __post_init__(self) -> None:
         if self.size is not None and self.size <= 0:
             raise ValueError(f"--size must be a positive number of pixels, not {self.size}")
+        if self.tile < 64:
+            raise ValueError(f"--tile must be at least 64 pixels, not {self.tile}")
         if self.save_every <= 0:
             raise ValueError(f"--save-every must be positive, not {self.save_every}")
         needs_content = self.mode in (Mode.TRANSFER, Mode.RECONSTRUCT, Mode.SUPERRES)
@@ -94,44 +98,43 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     if job.trajectory is not None and job.trajectory.suffix.lower() not in (".mp4", ".mkv", ".mov", ".webm"):
         raise ValueError(f"--trajectory {job.trajectory}: use a .mp4, .mkv, .mov or .webm file")
     device = resolve_device(job.device)
-    content = load_image(job.content).to(device) if job.content else None
-    styles = [load_image(s).to(device) for s, _ in job.styles]
-    init_image = load_image(job.init).to(device) if job.init not in ("auto", "content", "noise") else None
+    content = load_image(job.content) if job.content else None
+    styles = [load_image(s) for s, _ in job.styles]
+    init_image = load_image(job.init) if job.init not in ("auto", "content", "noise") else None
     settings = settings_for(job, device)
+    size = output_size(job, content, styles[0] if styles else None)
+    tiled = max(size) > job.tile
+    if tiled and job.mode is Mode.SUPERRES:
+        raise ValueError(f"--mode superres works on one tile: keep --size at most --tile ({job.tile})")
+    if tiled and job.trajectory is not None:
+        raise ValueError(f"--trajectory works on one tile: keep --size at most --tile ({job.tile})")
     network = load_network(job.weights, device=device)
 
-    size = output_size(job, content, styles[0] if styles else None)
     if content is not None and job.mode is not Mode.SUPERRES:
         content = resize(content, size)
     if job.mode is Mode.RECONSTRUCT:
         settings = replace(settings, min_size=max(size))  # one scale
-    generator = torch.Generator().manual_seed(job.seed)
-    init = _init(job, init_image, content, size)
-    targets = StyleTargets(StyleBank(styles), [w for _, w in job.styles]) if styles else None
-
+    weights = tuple(w for _, w in job.styles)
+    work = FrameWork(0, size, settings, _init(job, init_image, content, size), content, weights, job.seed,
+                     tile=max(job.tile, settings.min_size))  # fmt: skip
+    bank = StyleBank([s.to(device) for s in styles]) if styles else None
+    total, done = work.steps(), 0
     writer = VideoWriter(job.trajectory, size[1], size[0]) if job.trajectory is not None else None
+
+    def callback(p: Progress) -> None:
+        if writer is not None and p.image is not None and (p.step % job.save_every == 0 or p.step == p.steps):
+            writer.write(to_uint8(resize(p.image, size)))
+        if progress is not None:
+            progress(replace(p, step=done + p.step, steps=total))
+
+    def run(one: Job) -> tuple:
+        nonlocal done
+        result = run_job(one, network, bank, device, callback)
+        done += result[1]["steps"]
+        return result
+
     try:
-
-        def callback(p: Progress) -> None:
-            if (
-                writer is not None
-                and p.image is not None
-                and (p.step % job.save_every == 0 or p.step == p.steps)
-            ):
-                writer.write(to_uint8(resize(p.image, size)))
-            if progress is not None:
-                progress(p)
-
-        out = stylize(
-            content,
-            targets,
-            settings,
-            features=network,
-            init=init,
-            size=size,
-            generator=generator,
-            callback=callback,
-        )
+        out, _ = run_frame_serially(work, run)
     except BaseException as e:
         if writer is not None:
             writer.close(e)
