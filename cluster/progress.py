@@ -53,16 +53,22 @@ def frame_bar(frames: int) -> Iterator[Callable]:
         BarColumn(),
         TextColumn("{task.completed}/{task.total} frames"),
         TextColumn("frame {task.fields[frame]} it {task.fields[step]}"),
-        TextColumn("{task.fields[pace]}"),
+        TextColumn("{task.fields[workers]}"),
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("render", total=frames, frame="-", step="-", pace="")
+        task = bar.add_task("render", total=frames, frame="-", step="-", workers="")
 
         def update(s: object) -> None:
-            pace = f"{s.seconds_per_frame:.1f} s/frame" if s.seconds_per_frame else ""
-            bar.update(task, completed=s.done, frame=s.frame, step=f"{s.step}/{s.steps}", pace=pace)
+            rates = [f"{60 * w.jobs / w.busy_seconds:.0f}" if w.busy_seconds else "-" for w in s.workers]
+            bar.update(
+                task,
+                completed=s.done,
+                frame=", ".join(s.active) or "-",
+                step=f"{s.step}/{s.steps}",
+                workers=f"jobs/min per worker: {' '.join(rates)}",
+            )
 
         yield update
         bar.update(task, completed=frames)

@@ -1,62 +1,78 @@
-"""The driver: walks a scene's frames in order, farms each frame to a worker, writes and encodes.
+"""The driver: walks each shot's frames in order, farms each frame's jobs to the worker pool, writes, encodes.
 
 The driver owns all state that matters (frames on disk, manifest, video);
-workers hold only caches. Frame t starts from frame t−1 exactly as written
-to disk (uint8), so a resumed render equals an uninterrupted one.
+workers hold only caches. Frame t starts from frame t−1 exactly as written to
+disk (uint8), so a resumed render equals an uninterrupted one. Shots are
+independent chains, in flight side by side. Writing PNGs, the manifest and the
+video happens on a writer thread, off the path from one frame's last tile to
+the next frame's first.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import ray
 
 from engine.stylize import Settings
-from render.frames import Camerawork
-from render.images import from_uint8, load_image
-from render.job import FrameJob, frame_seed, frame_settings
+from render.atomic import write_text
+from render.frames import Camerawork, FrameInputs
+from render.images import from_uint8, load_image, to_uint8
+from render.job import frame_settings
 from render.network import auto_precision, resolve_device
 from render.plan import FramePlan, plan_scene
 from render.scene import Scene
 from render.store import FrameStore
+from render.tiled import FrameWork
+from render.tiles import Tile
 from render.video import VideoWriter
 
 from .manifest import NAME as MANIFEST
 from .manifest import Manifest, scene_changes
-from .worker import start_workers
+from .pool import WorkerPool, WorkerStats
+from .worker import FrameWorker, actor_factory
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
+PROGRESS_FILE = "progress.json"
 
 
 @dataclass
 class RenderStatus:
-    frame: int  # frame being rendered
     frames: int  # frames in the scene
     done: int  # frames complete on disk
-    step: int  # iteration within the frame
-    steps: int
-    seconds_per_frame: float | None
+    active: list[str]  # where each frame in flight is, e.g. "12 r1 5/15"
+    workers: list[WorkerStats]
+    step: int = 0  # iteration of the first worker's job
+    steps: int = 0
 
 
 def default_outdir(scene: Scene) -> Path:
     return scene.base / f"{scene.stem}.render"
 
 
-def completed_frames(store: FrameStore, manifest: Manifest | None, size: tuple[int, int]) -> int:
-    """Length of the prefix of frames that are on disk, decode, and match the manifest's hashes."""
+def complete_frames(store: FrameStore, manifest: Manifest | None, size: tuple[int, int]) -> set[int]:
+    """Frames on disk that decode, match the manifest's hash, and follow complete frames of their shot."""
     if manifest is None:
-        return 0
-    for t in range(manifest.frame_count):
-        record = manifest.frames.get(t)
-        if record is None or store.read(t, size, record.get("sha256")) is None:
-            return t
-    return manifest.frame_count
+        return set()
+    done, first = set(), 0
+    for length in manifest.shots:
+        for t in range(first, first + length):
+            record = manifest.frames.get(t)
+            if record is None or store.read(t, size, record.get("sha256")) is None:
+                break
+            done.add(t)
+        first += length
+    return done
 
 
 def prepare_outdir(scene: Scene, outdir: Path, fresh: bool) -> Manifest:
@@ -74,7 +90,33 @@ def prepare_outdir(scene: Scene, outdir: Path, fresh: bool) -> Manifest:
     if fresh and outdir.is_dir():
         shutil.rmtree(outdir / "frames", ignore_errors=True)
         (outdir / MANIFEST).unlink(missing_ok=True)
-    return Manifest(scene.digest(), resolved, scene.seed, scene.frame_count, f"{scene.stem}.mp4")
+    shots = [shot.length for shot in scene.shots]
+    return Manifest(scene.digest(), resolved, scene.seed, scene.frame_count, f"{scene.stem}.mp4", shots=shots)
+
+
+@dataclass
+class _Frame:
+    """A frame in flight: its rounds of jobs and the results of the current round."""
+
+    plan: FramePlan
+    work: FrameWork
+    inputs: FrameInputs
+    round: int = 0
+    tiles: dict[int, Tile] = field(default_factory=dict)
+    results: dict[int, np.ndarray] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Chain:
+    """One shot: its frames in order, the previous frame, and the camera state."""
+
+    plans: list[FramePlan]
+    camera: Camerawork
+    next: int = 0  # index into plans
+    previous: np.ndarray | None = None
+    active: _Frame | None = None
 
 
 def render_scene(
@@ -85,89 +127,195 @@ def render_scene(
     fresh: bool = False,
     device: str = "auto",
     weights: Path | None = None,
+    workers: int | None = None,
     on_status: Callable[[RenderStatus], None] | None = None,
+    actor_class: type = FrameWorker,
 ) -> Path:
     """Render every frame not yet complete in `outdir`, then finalise the video. Returns its path."""
     plans = plan_scene(scene)  # every schedule is checked before any compute
     styles = [load_image(source, scene.base) for source in scene.styles.values()]
-    content = load_image(scene.start.content, scene.base) if scene.start.content else None
+    starts = [load_image(s.start.content, scene.base) if s.start.content else None for s in scene.shots]
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {workers}")
     manifest = prepare_outdir(scene, outdir, fresh)
     outdir.mkdir(parents=True, exist_ok=True)
     manifest.save(outdir)
 
     size = (scene.output.height, scene.output.width)
     store = FrameStore(outdir)
-    done = completed_frames(store, manifest, size)
-    manifest.frames = {t: r for t, r in manifest.frames.items() if t < done}  # the rest is re-rendered
-    base = Settings(precision=auto_precision(resolve_device(device)))
-    camera = Camerawork(size, content, scene.camera.border)
-    for plan in plans[:done]:
-        camera.skip(plan)
+    done = complete_frames(store, manifest, size)
+    manifest.frames = {t: r for t, r in manifest.frames.items() if t in done}  # the rest is re-rendered
+    base = Settings(precision=auto_precision(resolve_device(device) if not address else "cpu"))
+
+    chains = []
+    for number, shot in enumerate(scene.shots):
+        chain = _Chain(
+            [p for p in plans if p.shot == number], Camerawork(size, starts[number], shot.camera.border)
+        )
+        while chain.next < len(chain.plans) and chain.plans[chain.next].index in done:
+            chain.camera.skip(chain.plans[chain.next])
+            chain.next += 1
+        if chain.next:
+            chain.previous = store.read(chain.plans[chain.next - 1].index)
+        chains.append(chain)
 
     _init_ray(address)
-    worker = start_workers(styles, str(weights) if weights else None, device)[0]
-    out = outdir / manifest.video
-    with VideoWriter(out, scene.output.width, scene.output.height, Fraction(scene.output.fps),
-                     scene.output.codec, scene.output.crf) as video:  # fmt: skip
-        previous = None
-        for t in range(done):  # frames already on disk go into the video first
-            frame = store.read(t)
-            video.write(frame)
-            previous = frame
-        for plan in plans[done:]:
-            inputs = camera.advance(plan, from_uint8(previous) if previous is not None else None)
-            job = FrameJob(
-                plan.index, size, inputs.init, inputs.content, plan.style_weights,
-                _settings(base, plan, size), frame_seed(scene.seed, plan.index),
-            )  # fmt: skip
-            frame, record = _run(worker, job, manifest, on_status)
-            record["sha256"] = store.write(plan.index, frame)
-            if inputs.mask is not None:
-                record["revealed"] = round(
-                    1 - float(inputs.mask.mean()), 4
-                )  # share of pixels the camera brought in
-            manifest.frames[plan.index] = record
-            manifest.save(outdir)
-            video.write(frame)
-            previous = frame
-    return out
+    pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
+    o = scene.output
+    video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
+    encoded = 0  # frames handed to the encoder, in order
+    pending_writes: list[Future] = []
+
+    def write(plan: FramePlan, pixels: np.ndarray, record: dict) -> None:
+        nonlocal encoded
+        record["sha256"] = store.write(plan.index, pixels)
+        manifest.frames[plan.index] = record
+        done.add(plan.index)
+        manifest.save(outdir)
+        while encoded in done:
+            video.write(store.read(encoded) if encoded != plan.index else pixels)
+            encoded += 1
+
+    try:
+        writer.submit(write_existing, video, store, done).result()
+        encoded = _prefix(done)
+        last_status = 0.0
+        while any(c.active or c.next < len(c.plans) for c in chains):
+            for chain in chains:
+                if chain.active is None and chain.next < len(chain.plans):
+                    chain.active = _start_frame(chain, scene, base, size)
+                    _submit_round(pool, chain.active, None)
+            for job, pixels, record in pool.wait(POLL_SECONDS):
+                chain = next(c for c in chains if c.active and c.active.plan.index == job.frame)
+                frame = chain.active
+                frame.results[job.tile] = pixels
+                frame.records.append(record)
+                if len(frame.results) < len(frame.tiles):
+                    continue
+                canvas = frame.work.blend(
+                    frame.round, ((frame.tiles[i], p) for i, p in frame.results.items())
+                )
+                if frame.round + 1 < len(frame.work.rounds):
+                    frame.round += 1
+                    _submit_round(pool, frame, canvas)
+                    continue
+                pixels = to_uint8(canvas)
+                chain.previous, chain.active = pixels, None  # the next frame can start now
+                chain.next += 1
+                pending_writes.append(writer.submit(write, frame.plan, pixels, _frame_record(frame)))
+            for future in [f for f in pending_writes if f.done()]:
+                future.result()  # a failed write stops the render here, not at the end
+                pending_writes.remove(future)
+            if on_status is not None and time.perf_counter() - last_status > 0.5:
+                last_status = time.perf_counter()
+                status = _status(chains, pool, manifest, len(done))
+                on_status(status)
+                _save_progress(outdir, status)
+        writer.shutdown(wait=True)
+        for future in pending_writes:
+            future.result()
+        video.close()
+    except BaseException as e:
+        writer.shutdown(wait=True, cancel_futures=True)
+        video.close(e)
+        raise
+    finally:
+        (outdir / PROGRESS_FILE).unlink(missing_ok=True)
+    if pool.warnings:
+        manifest.warnings = pool.warnings
+        manifest.save(outdir)
+    return outdir / manifest.video
 
 
-def _settings(base: Settings, plan: FramePlan, size: tuple[int, int]) -> Settings:
+def write_existing(video: VideoWriter, store: FrameStore, done: set[int]) -> None:
+    """Frames already on disk at the start of the scene go into the video first."""
+    for t in range(_prefix(done)):
+        video.write(store.read(t))
+
+
+def _prefix(done: set[int]) -> int:
+    n = 0
+    while n in done:
+        n += 1
+    return n
+
+
+def _start_frame(chain: _Chain, scene: Scene, base: Settings, size: tuple[int, int]) -> _Frame:
+    plan = chain.plans[chain.next]
+    inputs = chain.camera.advance(plan, from_uint8(chain.previous) if chain.previous is not None else None)
     weights = {
         "content_weight": plan.content_weight,
         "style_weight": plan.style_weight,
         "tv_weight": plan.tv_weight,
     }
-    return frame_settings(base, plan.index, size, plan.iterations, **weights)
+    settings = frame_settings(base, plan.local, size, plan.iterations, **weights)
+    o = scene.output
+    work = FrameWork(plan.index, size, settings, inputs.init, inputs.content, plan.style_weights, scene.seed,
+                     tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
+    return _Frame(plan, work, inputs)
 
 
-def _run(worker, job: FrameJob, manifest: Manifest, on_status) -> tuple:
-    """Submit one frame and wait, polling the worker's progress for the status line."""
-    ref = worker.render.remote(job)
-    times = [r["seconds"] for r in manifest.frames.values() if "seconds" in r]
-    per_frame = sum(times) / len(times) if times else None
-    while True:
-        ready, _ = ray.wait([ref], timeout=POLL_SECONDS)
-        if ready:
-            return ray.get(ref)
-        if on_status is not None:
-            index, step, steps, _ = ray.get(worker.progress.remote())
-            if index != job.index:
-                step, steps = 0, job.settings.iterations
-            on_status(
-                RenderStatus(job.index, manifest.frame_count, len(manifest.frames), step, steps, per_frame)
-            )
+def _submit_round(pool: WorkerPool, frame: _Frame, canvas) -> None:
+    frame.tiles, frame.results = {}, {}
+    for tile, job in frame.work.jobs(frame.round, canvas):
+        frame.tiles[job.tile] = tile
+        pool.submit(job)
+
+
+def _frame_record(frame: _Frame) -> dict:
+    records = frame.records
+    record: dict = {
+        "seconds": round(time.perf_counter() - frame.started, 3),
+        "jobs": len(records),
+        "job_seconds": round(sum(r["seconds"] for r in records), 3),
+        "workers": sorted({r.get("worker", "?") for r in records}),
+        "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
+    }
+    if len(records) == 1:
+        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "steps")}
+    warnings = [r["warning"] for r in records if "warning" in r]
+    if warnings:
+        record["warnings"] = warnings
+    if frame.inputs.mask is not None:
+        record["revealed"] = round(
+            1 - float(frame.inputs.mask.mean()), 4
+        )  # share of pixels the camera brought in
+    return record
+
+
+def _status(chains: list[_Chain], pool: WorkerPool, manifest: Manifest, done: int) -> RenderStatus:
+    active = []
+    for c in chains:
+        f = c.active
+        if f is not None:
+            active.append(f"{f.plan.index} r{f.round} {len(f.results)}/{len(f.tiles)}")
+    progress = pool.progress()
+    step, steps = (progress[0][1], progress[0][2]) if progress else (0, 0)
+    return RenderStatus(manifest.frame_count, done, active, pool.stats, step, steps)
+
+
+def _save_progress(outdir: Path, status: RenderStatus) -> None:
+    workers = [
+        {"name": w.name, "jobs": w.jobs, "busy_seconds": round(w.busy_seconds, 1), "failures": w.failures,
+         "excluded": w.excluded, "current": w.current}
+        for w in status.workers
+    ]  # fmt: skip
+    data = {"time": time.time(), "done": status.done, "frames": status.frames, "active": status.active,
+            "workers": workers}  # fmt: skip
+    write_text(outdir / PROGRESS_FILE, json.dumps(data, indent=1))
 
 
 def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
-    # Workers import the project from the driver's working directory tree.
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
-              "configure_logging": True}  # fmt: skip
+    kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address:
-        ray.init(address=address, **kwargs)
+        # Nodes need only the dependencies: the project's own packages travel with the job.
+        import cluster
+        import engine
+        import render
+
+        ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
     else:
         ray.init(num_cpus=os.cpu_count(), **kwargs)

@@ -1,10 +1,11 @@
-"""The Ray actor that renders frames: it holds the network and the style-statistics cache."""
+"""The Ray actor that renders jobs: it holds the network and the style-statistics cache."""
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import ray
@@ -12,15 +13,15 @@ import torch
 
 from engine.stylize import Progress
 from engine.targets import StyleBank
-from render.job import FrameJob, run_frame
+from render.job import Job, run_job
 from render.network import load_network, resolve_device
 
 
 class FrameWorker:
-    """Loads VGG-19 and the style images once; renders one frame job per call.
+    """Loads VGG-19 and the style images once; runs one job (a frame or a tile) per call.
 
-    Runs with max_concurrency=2 so the driver can poll `progress` while a
-    frame renders; `render` itself is never run twice at once (a lock).
+    Runs with max_concurrency=2 so the driver can poll `progress` while a job
+    runs; the driver never sends an actor a second job before the first is back.
     """
 
     def __init__(self, styles: list[torch.Tensor], weights: str | None, device: str, threads: int) -> None:
@@ -29,31 +30,43 @@ class FrameWorker:
         self.net = load_network(weights, device=self.device)
         self.bank = StyleBank([s.to(self.device) for s in styles])
         self.name = f"{socket.gethostname()}:{os.getpid()}"
-        self._lock = threading.Lock()
         self._progress: tuple[int, int, int, float] = (-1, 0, 0, 0.0)  # frame, step, steps, loss
 
-    def render(self, job: FrameJob) -> tuple[np.ndarray, dict]:
+    def render(self, job: Job) -> tuple[np.ndarray, dict]:
         def report(p: Progress) -> None:
-            self._progress = (job.index, p.step, p.steps, p.loss)
+            self._progress = (job.frame, p.step, p.steps, p.loss)
 
-        with self._lock:
-            frame, record = run_frame(job, self.net, self.bank, report)
-        return frame, record | {"worker": self.name}
+        pixels, record = run_job(job, self.net, self.bank, self.device, report)
+        return pixels, record | {"worker": self.name}
 
     def progress(self) -> tuple[int, int, int, float]:
         return self._progress
 
 
-def start_workers(styles: list[torch.Tensor], weights: str | None, device: str, count: int = 1) -> list:
-    """Start `count` workers: one GPU each where the cluster has GPUs, else CPU workers sharing the cores."""
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    cpus = int(ray.cluster_resources().get("CPU", 1))
+def actor_factory(
+    styles: list[torch.Tensor],
+    weights: str | None,
+    device: str,
+    count: int | None,
+    actor_class: type = FrameWorker,
+) -> tuple[Callable[[], Any], int]:
+    """How to start a worker, and how many: one per GPU where the cluster has GPUs (or `count`),
+    else `count` CPU workers (default 1) sharing the cores."""
+    resources = ray.cluster_resources()
+    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
     use_gpu = gpus > 0 and device in ("auto", "cuda")
+    count = count or (gpus if use_gpu else 1)
     threads = 1 if use_gpu else max(1, cpus // count)
-    actor = ray.remote(FrameWorker).options(
+    actor = ray.remote(actor_class).options(
         num_gpus=1 if use_gpu else 0,
-        num_cpus=1 if use_gpu else threads,
+        num_cpus=1 if use_gpu else min(threads, cpus / count),
         max_concurrency=2,
+        max_restarts=0,  # the pool starts a replacement itself and re-runs the lost job elsewhere
+        max_task_retries=0,
     )
-    styles_ref = ray.put(styles)  # big inputs go through the object store once
-    return [actor.remote(styles_ref, weights, "cuda" if use_gpu else "cpu", threads) for _ in range(count)]
+    styles_ref = ray.put(styles)  # big inputs go through the object store once; the closure keeps them alive
+
+    def start() -> Any:
+        return actor.remote(styles_ref, weights, "cuda" if use_gpu else "cpu", threads)
+
+    return start, count

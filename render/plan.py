@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .scene import Scene, SceneError
+from .scene import Scene, SceneError, Shot
 from .schedule import Schedule, ScheduleError
 from .warp import Camera
 
@@ -13,11 +13,14 @@ CPU_SECONDS_PER_PIXEL_STEP = 0.56 / (256 * 256)
 
 
 CAMERA_KEYS = ("zoom", "angle", "translate_x", "translate_y", "center_x", "center_y")
+FRAME_KEYS = ("iterations", "content_weight", "style_weight", "tv_weight")
 
 
 @dataclass(frozen=True)
 class FramePlan:
-    index: int
+    index: int  # in the whole scene
+    shot: int
+    local: int  # in its shot: 0 is the shot's start frame
     style_weights: tuple[float, ...]  # one per scene style, in [styles] order
     camera: Camera  # the step from the previous frame to this one (identity at 0)
     iterations: int
@@ -42,54 +45,62 @@ def drift_weights(t: int, n_styles: int, per_style: int, crossfade: int) -> list
 
 
 def plan_scene(scene: Scene) -> list[FramePlan]:
-    """One FramePlan per frame; schedule errors name the file, the key and the frame."""
+    """One FramePlan per frame, shot after shot; schedule errors name the file, the key and the frame."""
+    plans: list[FramePlan] = []
+    for number, shot in enumerate(scene.shots):
+        plans += _plan_shot(scene, shot, number, len(plans))
+    return plans
+
+
+def _plan_shot(scene: Scene, shot: Shot, number: int, first: int) -> list[FramePlan]:
     names = list(scene.styles)
-    n = scene.frame_count
-    interp = scene.frames.interpolation
+    n = shot.length
+    prefix = f"shot.{number}." if len(scene.shots) > 1 else ""
     schedules: dict[str, Schedule] = {}
-    for section, keys in (
-        ("frames", ("iterations", "content_weight", "style_weight", "tv_weight")),
-        ("camera", CAMERA_KEYS),
-    ):
+    for section, keys in (("frames", FRAME_KEYS), ("camera", CAMERA_KEYS)):
         for key in keys:
-            schedules[f"{section}.{key}"] = Schedule.parse(getattr(getattr(scene, section), key), interp)
+            schedules[f"{section}.{key}"] = Schedule.parse(getattr(getattr(shot, section), key),
+                                                           shot.frames.interpolation)  # fmt: skip
 
     def value(key: str, t: int) -> float:
         try:
             return schedules[key](t, n)
         except ScheduleError as e:
-            raise SceneError(f"{scene.path}: {key}: frame {t}: {e}") from None
+            raise SceneError(f"{scene.path}: {prefix}{key}: frame {t}: {e}") from None
+
+    def at_least(key: str, t: int, v: float, low: float, strict: bool = False) -> float:
+        if v < low or (strict and v == low):
+            bound = f"{'>' if strict else '>='} {low}"
+            raise SceneError(f"{scene.path}: {prefix}{key}: frame {t}: must be {bound}, got {v:g}")
+        return v
 
     plans = []
     for t in range(n):
-        if scene.drift is not None:
-            d = scene.drift
+        if shot.drift is not None:
+            d = shot.drift
             order = drift_weights(t, len(d.styles), d.frames_per_style, d.crossfade)
             weights = [0.0] * len(names)
             for name, w in zip(d.styles, order, strict=True):
                 weights[names.index(name)] += w
         else:
-            weights = [float(name == (scene.frames.style or names[0])) for name in names]
-        if t == 0 and scene.start.style is not None:
-            weights = [float(name == scene.start.style) for name in names]
+            weights = [float(name == (shot.frames.style or names[0])) for name in names]
+        if t == 0 and shot.start.style is not None:
+            weights = [float(name == shot.start.style) for name in names]
         camera = Camera(**{k: value(f"camera.{k}", t) for k in CAMERA_KEYS}) if t else Camera()
-        if camera.zoom <= 0:
-            raise SceneError(f"{scene.path}: camera.zoom: frame {t}: must be > 0, got {camera.zoom:g}")
-        iterations = scene.start.iterations if t == 0 else round(value("frames.iterations", t))
-        if iterations < 0:
-            raise SceneError(f"{scene.path}: frames.iterations: frame {t}: must be >= 0, got {iterations}")
-        weights_at = {k: value(f"frames.{k}", t) for k in ("content_weight", "style_weight", "tv_weight")}
-        for key, w in weights_at.items():
-            if w < 0:
-                raise SceneError(f"{scene.path}: frames.{key}: frame {t}: must be >= 0, got {w:g}")
-        content = ("start" if scene.start.content else "none") if t == 0 else scene.frames.content
-        plans.append(FramePlan(t, tuple(weights), camera, iterations, content, **weights_at))
+        at_least("camera.zoom", t, camera.zoom, 0, strict=True)
+        iterations = shot.start.iterations if t == 0 else round(value("frames.iterations", t))
+        at_least("frames.iterations", t, iterations, 0)
+        loss_weights = {k: at_least(f"frames.{k}", t, value(f"frames.{k}", t), 0) for k in FRAME_KEYS[1:]}
+        content = ("start" if shot.start.content else "none") if t == 0 else shot.frames.content
+        plans.append(
+            FramePlan(first + t, number, t, tuple(weights), camera, iterations, content, **loss_weights)
+        )
     return plans
 
 
 def estimate_seconds(scene: Scene, plans: list[FramePlan], speedup: float = 1.0) -> float:
     """Rough compute time from the iteration count and frame size on the reference CPU."""
     pixels = scene.output.width * scene.output.height
-    first = plans[0].iterations * 4 * 3  # coarse-to-fine: about three scales' worth of work
-    steps = first + sum(p.iterations for p in plans[1:])
+    # A shot's first frame goes coarse to fine: about three scales' worth of work.
+    steps = sum(p.iterations * (12 if p.local == 0 else 1) for p in plans)
     return steps * pixels * CPU_SECONDS_PER_PIXEL_STEP / speedup

@@ -40,6 +40,10 @@ class Output:
     codec: str = _f("libx264", "choice", "Video codec.", choices=CODECS)
     crf: int = _f(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
     pix_fmt: str = _f("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
+    tile: int = _f(
+        512, "int", "Frames larger than this are rendered in overlapping tiles of this size.", min=128
+    )
+    tile_overlap: int = _f(64, "int", "Overlap of neighbouring tiles, in pixels.", min=0)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,18 @@ class CameraSchedules:
 
 
 SECTIONS = {"output": Output, "start": Start, "frames": Frames, "drift": Drift, "camera": CameraSchedules}
+SHOT_SECTIONS = ("start", "frames", "drift", "camera")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """An independent stretch of frames: its own start, camera and styles, rendered as its own chain."""
+
+    length: int
+    start: Start
+    frames: Frames
+    drift: Drift | None
+    camera: CameraSchedules
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,7 @@ class Scene:
     frames: Frames
     drift: Drift | None
     camera: CameraSchedules
+    shots: tuple[Shot, ...] = ()  # from [[shot]] tables, or one shot made of the sections above
 
     @property
     def base(self) -> Path:
@@ -104,8 +121,7 @@ class Scene:
 
     @property
     def frame_count(self) -> int:
-        o = self.output
-        return o.frames if o.frames is not None else max(1, round(o.seconds * Fraction(o.fps)))
+        return sum(shot.length for shot in self.shots)
 
     @property
     def stem(self) -> str:
@@ -119,6 +135,15 @@ class Scene:
             for f in fields(section) if section is not None else ():
                 value = getattr(section, f.name)
                 out[f"{name}.{f.name}"] = list(value) if isinstance(value, tuple) else value
+        for i, shot in enumerate(self.shots if len(self.shots) > 1 else ()):
+            out[f"shot.{i}.length"] = shot.length
+            for name in SHOT_SECTIONS:
+                section = getattr(shot, name)
+                for f in fields(section) if section is not None else ():
+                    value = getattr(section, f.name)
+                    out[f"shot.{i}.{name}.{f.name}"] = list(value) if isinstance(value, tuple) else value
+            if shot.start.content:
+                out[f"shot.{i}.start.content"] = _image_id(shot.start.content, self.base)
         for name, source in self.styles.items():
             out[f"styles.{name}"] = _image_id(source, self.base)
         if self.start.content:
@@ -151,7 +176,7 @@ def load_scene(path: Path) -> Scene:
 
 def parse_scene(data: dict[str, Any], path: Path) -> Scene:
     where = str(path)
-    _no_unknown(data, ["seed", "styles", *SECTIONS], where, "")
+    _no_unknown(data, ["seed", "styles", "shot", *SECTIONS], where, "")
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SceneError(f"{where}: seed: expected a whole number >= 0, got {seed!r}")
@@ -164,10 +189,43 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
         if raw is not None and not isinstance(raw, dict):
             raise SceneError(f"{where}: [{name}] must be a table")
         sections[name] = None if (raw is None and name == "drift") else _section(raw or {}, cls, where, name)
-    scene = Scene(path, seed, sections["output"], styles, sections["start"], sections["frames"],
-                  sections["drift"], sections["camera"])  # fmt: skip
+    o = sections["output"]
+    raw_shots = data.get("shot", [])
+    if not isinstance(raw_shots, list) or not all(isinstance(x, dict) for x in raw_shots):
+        raise SceneError(f"{where}: shot: use [[shot]] tables")
+    if raw_shots and (o.frames is not None or o.seconds is not None):
+        raise SceneError(
+            f"{where}: output: with [[shot]] tables the length is each shot's length; drop frames/seconds"
+        )
+    if not raw_shots and (o.frames is None) == (o.seconds is None):
+        raise SceneError(f"{where}: output: give exactly one of frames or seconds")
+    if raw_shots:
+        shots = tuple(_shot(data, raw, where, i) for i, raw in enumerate(raw_shots))
+    else:
+        length = o.frames if o.frames is not None else max(1, round(o.seconds * Fraction(o.fps)))
+        shots = (Shot(length, sections["start"], sections["frames"], sections["drift"], sections["camera"]),)
+    scene = Scene(path, seed, o, styles, sections["start"], sections["frames"], sections["drift"],
+                  sections["camera"], shots)  # fmt: skip
     _check_scene(scene, where)
     return scene
+
+
+def _shot(data: dict[str, Any], raw: dict[str, Any], where: str, index: int) -> Shot:
+    """A [[shot]] table: its sections are merged key by key over the scene's own."""
+    prefix = f"shot.{index}"
+    _no_unknown(raw, ["length", *SHOT_SECTIONS], where, f"{prefix}.")
+    length = raw.get("length")
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise SceneError(f"{where}: {prefix}.length: expected a whole number of frames >= 1, got {length!r}")
+    parts = {}
+    for name in SHOT_SECTIONS:
+        own, base = raw.get(name), data.get(name)
+        if own is not None and not isinstance(own, dict):
+            raise SceneError(f"{where}: {prefix}.{name} must be a table")
+        merged = {**(base or {}), **(own or {})}
+        absent = name == "drift" and own is None and base is None
+        parts[name] = None if absent else _section(merged, SECTIONS[name], where, f"{prefix}.{name}")
+    return Shot(length, **parts)
 
 
 def _no_unknown(data: dict, known: list[str], where: str, prefix: str) -> None:
@@ -232,36 +290,40 @@ def _value(value: Any, meta: dict, where: str) -> Any:
 
 
 def _check_scene(scene: Scene, where: str) -> None:
-    o = scene.output
-    if (o.frames is None) == (o.seconds is None):
-        raise SceneError(f"{where}: output: give exactly one of frames or seconds")
     if not scene.styles:
         raise SceneError(f"{where}: [styles]: name at least one style image")
-    named = [("start.style", scene.start.style), ("frames.style", scene.frames.style)]
-    if scene.drift is not None:
-        if not scene.drift.styles:
-            raise SceneError(f"{where}: drift.styles: list at least one style name")
-        named += [("drift.styles", s) for s in scene.drift.styles]
-        if scene.drift.crossfade > scene.drift.frames_per_style:
-            raise SceneError(f"{where}: drift.crossfade: must be <= drift.frames_per_style")
-    for key, name in named:
-        if name is not None and name not in scene.styles:
-            close = difflib.get_close_matches(name, list(scene.styles), n=1)
-            hint = f"; did you mean {close[0]}?" if close else f"; styles: {', '.join(scene.styles)}"
-            raise SceneError(f"{where}: {key}: no style named {name!r}{hint}")
-    if scene.frames.content == "fixed" and scene.start.content is None:
-        raise SceneError(f"{where}: frames.content: 'fixed' needs start.content")
-    for key, source in [
-        *(("styles." + n, s) for n, s in scene.styles.items()),
-        ("start.content", scene.start.content),
-    ]:
-        if source is not None:
-            try:
-                path = resolve(source, scene.base)
-            except ValueError as e:
-                raise SceneError(f"{where}: {key}: {e}") from None
-            if not path.is_file():
-                raise SceneError(f"{where}: {key}: {source}: no such file")
+    for key, source in ((f"styles.{n}", s) for n, s in scene.styles.items()):
+        _check_image(scene, key, source, where)
+    for i, shot in enumerate(scene.shots):
+        prefix = f"shot.{i}." if len(scene.shots) > 1 else ""
+        named = [(f"{prefix}start.style", shot.start.style), (f"{prefix}frames.style", shot.frames.style)]
+        if shot.drift is not None:
+            if not shot.drift.styles:
+                raise SceneError(f"{where}: {prefix}drift.styles: list at least one style name")
+            named += [(f"{prefix}drift.styles", s) for s in shot.drift.styles]
+            if shot.drift.crossfade > shot.drift.frames_per_style:
+                raise SceneError(f"{where}: {prefix}drift.crossfade: must be <= drift.frames_per_style")
+        for key, name in named:
+            if name is not None and name not in scene.styles:
+                close = difflib.get_close_matches(name, list(scene.styles), n=1)
+                hint = f"; did you mean {close[0]}?" if close else f"; styles: {', '.join(scene.styles)}"
+                raise SceneError(f"{where}: {key}: no style named {name!r}{hint}")
+        if shot.frames.content == "fixed" and shot.start.content is None:
+            raise SceneError(f"{where}: {prefix}frames.content: 'fixed' needs start.content")
+        if shot.start.content is not None:
+            _check_image(scene, f"{prefix}start.content", shot.start.content, where)
+    o = scene.output
+    if not 0 <= o.tile_overlap < o.tile // 2:
+        raise SceneError(f"{where}: output.tile_overlap: must be below half of output.tile ({o.tile // 2})")
+
+
+def _check_image(scene: Scene, key: str, source: str, where: str) -> None:
+    try:
+        path = resolve(source, scene.base)
+    except ValueError as e:
+        raise SceneError(f"{where}: {key}: {e}") from None
+    if not path.is_file():
+        raise SceneError(f"{where}: {key}: {source}: no such file")
 
 
 def json_schema() -> dict[str, Any]:
@@ -305,6 +367,20 @@ def json_schema() -> dict[str, Any]:
                 "description": "Named style images: paths relative to the scene, or builtin:NAME.",
             },
             **{name: section(cls) for name, cls in SECTIONS.items()},
+            "shot": {
+                "type": "array",
+                "description": "Independent shots, rendered side by side and joined in order. Each may "
+                "override start, frames, drift and camera keys of the scene.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "length": {"type": "integer", "minimum": 1, "description": "Frames in the shot."},
+                        **{name: section(SECTIONS[name]) for name in SHOT_SECTIONS},
+                    },
+                    "required": ["length"],
+                    "additionalProperties": False,
+                },
+            },
         },
         "required": ["styles", "output"],
         "additionalProperties": False,

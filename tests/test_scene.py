@@ -113,7 +113,16 @@ def test_missing_scene_file(tmp_path):
 
 def test_schema_describes_every_key():
     schema = json_schema()
-    assert set(schema["properties"]) == {"seed", "styles", "output", "start", "frames", "drift", "camera"}
+    assert set(schema["properties"]) == {
+        "seed",
+        "styles",
+        "output",
+        "start",
+        "frames",
+        "drift",
+        "camera",
+        "shot",
+    }
     zoom = schema["properties"]["camera"]["properties"]["zoom"]
     assert zoom["type"] == ["number", "string"] and zoom["description"]
     assert schema["properties"]["output"]["properties"]["codec"]["enum"][0] == "libx264"

@@ -1,0 +1,145 @@
+"""A pool of worker actors: jobs queue up, go to free actors, and come back once, whatever fails.
+
+Render-farm rules (after Flamenco and Deadline): a job whose actor died is
+re-run on another actor (the same seed gives the same pixels); an actor that
+fails MAX_FAILURES times is left out for the rest of the render; a result
+that looks wrong (NaN, an early stop, a rising loss) is re-run once, then
+accepted with a warning in the manifest. A user error raised in a worker
+(a ValueError) fails the render at once, without retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from render.job import Job, suspect
+
+MAX_FAILURES = 3  # per actor, before it is left out
+MAX_ATTEMPTS = 4  # per job, over all actors
+
+
+@dataclass
+class WorkerStats:
+    name: str = "?"
+    jobs: int = 0
+    busy_seconds: float = 0.0
+    failures: int = 0
+    excluded: bool = False
+    current: tuple[int, int, int] | None = None  # (frame, round, tile) in flight
+
+
+@dataclass
+class _Pending:
+    job: Job
+    attempts: int = 0
+    avoid: int | None = None  # actor that failed it, if another can take it
+    suspicion: str | None = None
+
+
+@dataclass
+class WorkerPool:
+    start: Callable[[], Any]  # starts one actor and returns its handle
+    count: int
+    stats: list[WorkerStats] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.actors = [self.start() for _ in range(self.count)]
+        self.stats = [WorkerStats(name=f"worker {i}") for i in range(self.count)]
+        self._queue: deque[_Pending] = deque()
+        self._inflight: dict[ray.ObjectRef, tuple[int, _Pending, float]] = {}
+        self.warnings: list[str] = []
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(_Pending(job))
+        self._dispatch()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue or self._inflight)
+
+    def _free(self) -> list[int]:
+        taken = {a for a, _, _ in self._inflight.values()}
+        return [i for i, s in enumerate(self.stats) if not s.excluded and i not in taken]
+
+    def _dispatch(self) -> None:
+        for actor in self._free():
+            if not self._queue:
+                return
+            # Prefer a job this actor has not failed; fall back to the head of the queue.
+            pick = next((p for p in self._queue if p.avoid != actor), self._queue[0])
+            self._queue.remove(pick)
+            ref = self.actors[actor].render.remote(pick.job)
+            self._inflight[ref] = (actor, pick, time.perf_counter())
+            self.stats[actor].current = pick.job.key
+
+    def wait(self, timeout: float) -> list[tuple[Job, np.ndarray, dict]]:
+        """Results that finished within `timeout` seconds (possibly none)."""
+        if not self._inflight:
+            if self._queue:
+                raise RuntimeError("every worker has failed; see the manifest's warnings")
+            return []
+        ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=timeout)
+        done = []
+        for ref in ready:
+            actor, pending, started = self._inflight.pop(ref)
+            stats = self.stats[actor]
+            stats.current = None
+            try:
+                pixels, record = ray.get(ref)
+            except RayTaskError as e:
+                if isinstance(e.cause, ValueError):
+                    raise ValueError(str(e.cause)) from None  # a user error: no retry will fix it
+                self._failed(actor, pending, f"{type(e.cause).__name__}: {e.cause}")
+                continue
+            except RayActorError as e:
+                self._failed(actor, pending, f"worker died ({type(e).__name__})")
+                if not stats.excluded:
+                    self.actors[actor] = self.start()  # a fresh actor in its place
+                continue
+            stats.jobs += 1
+            stats.busy_seconds += time.perf_counter() - started
+            stats.name = record.get("worker", stats.name)
+            reason = suspect(pending.job, record)
+            if reason and pending.suspicion is None:
+                pending.suspicion, pending.avoid = reason, actor
+                self._queue.appendleft(pending)  # once more, elsewhere if possible
+                continue
+            if reason:
+                record["warning"] = f"{reason} (also on a second run)"
+                self.warnings.append(
+                    f"frame {pending.job.frame} tile {pending.job.tile}: {record['warning']}"
+                )
+            record["attempts"] = pending.attempts + 1 + (pending.suspicion is not None)
+            done.append((pending.job, pixels, record))
+        self._dispatch()
+        return done
+
+    def _failed(self, actor: int, pending: _Pending, why: str) -> None:
+        stats = self.stats[actor]
+        stats.failures += 1
+        if stats.failures >= MAX_FAILURES:
+            stats.excluded = True
+            self.warnings.append(f"{stats.name} left out after {stats.failures} failures (last: {why})")
+        pending.attempts += 1
+        if pending.attempts >= MAX_ATTEMPTS:
+            where = f"frame {pending.job.frame} tile {pending.job.tile}"
+            raise RuntimeError(f"{where} failed {pending.attempts} times: {why}")
+        pending.avoid = actor
+        self._queue.appendleft(pending)
+
+    def progress(self) -> list[tuple]:
+        """(frame, step, steps, loss) of each live actor's current job, polled from the actors."""
+        live = [i for i, s in enumerate(self.stats) if not s.excluded]
+        refs = [self.actors[i].progress.remote() for i in live]
+        try:
+            return ray.get(refs, timeout=2)
+        except (RayActorError, ray.exceptions.GetTimeoutError):
+            return []
