@@ -267,6 +267,7 @@ def _frame_record(frame: _Frame) -> dict:
     records = frame.records
     record: dict = {
         "seconds": round(time.perf_counter() - frame.started, 3),
+        "finished": round(time.time(), 3),
         "jobs": len(records),
         "job_seconds": round(sum(r["seconds"] for r in records), 3),
         "workers": sorted({r.get("worker", "?") for r in records}),

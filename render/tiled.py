@@ -49,8 +49,6 @@ class FrameWork:
     overlap: int = DEFAULT_OVERLAP
 
     def __post_init__(self) -> None:
-        if self.tile < self.settings.min_size and max(self.size) > self.tile:
-            raise ValueError(f"tile size {self.tile} is below the coarsest scale {self.settings.min_size}")
         plan = scales(self.size, self.settings.min_size, self.settings.scale_step)
         steps = schedule(self.settings.iterations, len(plan))
         fits = [k for k, s in enumerate(plan) if max(s) <= self.tile]

@@ -14,6 +14,9 @@ import torch
 from torch import Tensor
 
 
+MIN_SPAN = 32  # VGG-19 pools four times before relu5_1
+
+
 @dataclass(frozen=True)
 class Tile:
     y0: int
@@ -39,6 +42,9 @@ def _starts(length: int, tile: int, overlap: int, offset: int) -> list[tuple[int
     while a + overlap < length:
         lo, hi = max(0, a), min(length, a + tile)
         if hi - lo > overlap:  # slivers narrower than the overlap lie inside the neighbour's overlap
+            # The network needs some room: widen a thin edge tile inwards, over its neighbour.
+            if hi - lo < MIN_SPAN:
+                lo, hi = (0, min(length, MIN_SPAN)) if lo == 0 else (max(0, length - MIN_SPAN), length)
             spans.append((lo, hi))
         a += stride
     return spans
