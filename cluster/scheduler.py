@@ -29,7 +29,7 @@ from render.atomic import write_text
 from render.frames import Camerawork, FrameInputs
 from render.images import from_uint8, load_image, to_uint8
 from render.job import frame_settings
-from render.network import auto_precision, resolve_device
+from render.network import auto_precision, load_network, resolve_device
 from render.plan import FramePlan, plan_scene
 from render.scene import Scene
 from render.store import FrameStore
@@ -137,6 +137,8 @@ def render_scene(
     starts = [load_image(s.start.content, scene.base) if s.start.content else None for s in scene.shots]
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
+    if weights is not None:
+        load_network(weights)  # a bad file is the user's error: say so now, not after workers retry it
     manifest = prepare_outdir(scene, outdir, fresh)
     outdir.mkdir(parents=True, exist_ok=True)
     manifest.save(outdir)

@@ -34,7 +34,7 @@ class Camerawork:
     def advance(self, plan: FramePlan, previous: Tensor | None) -> FrameInputs:
         """Inputs of frame `plan.index`, given the previous frame (1, 3, H, W) as written to disk."""
         h, w = self.size
-        if plan.index == 0:
+        if plan.local == 0:
             return FrameInputs(self.start, self.start, None)
         step = plan.camera.matrix(w, h)
         self.total = self.total @ step
@@ -47,6 +47,6 @@ class Camerawork:
 
     def skip(self, plan: FramePlan) -> None:
         """Advance the cumulative camera over a frame that is already rendered."""
-        if plan.index > 0:
+        if plan.local > 0:
             h, w = self.size
             self.total = self.total @ plan.camera.matrix(w, h)

@@ -41,7 +41,7 @@ class Output:
     crf: int = _f(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
     pix_fmt: str = _f("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
     tile: int = _f(
-        512, "int", "Frames larger than this are rendered in overlapping tiles of this size.", min=128
+        512, "int", "Frames larger than this are rendered in overlapping tiles of this size.", min=64
     )
     tile_overlap: int = _f(64, "int", "Overlap of neighbouring tiles, in pixels.", min=0)
 

@@ -1,0 +1,114 @@
+"""Many workers on local Ray: tiled frames, two shots side by side, and a worker killed mid-render."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from render.video import count_frames
+from tests.test_render import cli, pixels
+
+pytestmark = pytest.mark.slow
+
+SCENE = """
+seed = 2
+[output]
+width = 128
+height = 96
+fps = 8
+tile = 128
+tile_overlap = 16
+[styles]
+coffee = "builtin:coffee"
+ihc = "builtin:ihc"
+[start]
+iterations = 3
+[frames]
+iterations = 6
+[camera]
+zoom = 1.04
+[[shot]]
+length = 4
+start = { content = "builtin:astronaut", style = "ihc" }
+[[shot]]
+length = 4
+start = { content = "builtin:rocket", style = "coffee" }
+frames = { style = "coffee" }
+camera = { angle = 3 }
+"""
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shots")
+    scene = root / "scene.toml"
+    scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
+    result = cli("render", str(scene), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    return scene, root / "scene.render"
+
+
+def test_two_shots_render_side_by_side_and_join_in_order(reference):
+    _, out = reference
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shots"] == [4, 4]
+    frames = manifest["frames"]
+    # The second shot's first frame was done before the first shot's last: they rendered concurrently.
+    assert frames["4"]["finished"] < frames["3"]["finished"]
+    assert all(frames[str(t)]["jobs"] > 1 for t in range(1, FRAMES))  # 128x96 in tiles of 96
+    assert count_frames(out / "scene.mp4") == FRAMES
+    shot_a, shot_b = pixels(out)[:4], pixels(out)[4:]
+    diff_within = np.abs(shot_a[3].astype(int) - shot_a[2].astype(int)).mean()
+    diff_across = np.abs(shot_b[0].astype(int) - shot_a[3].astype(int)).mean()
+    assert diff_across > 2 * diff_within  # a cut between the shots, continuity inside one
+
+
+def _workers() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "ray::FrameWorker"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
+    out = tmp_path / "scene.render"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "render", str(scene), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (out / "frames" / "000001.png").exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    victims = _workers()
+    assert victims, "no worker process found"
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr
+    for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
+        assert np.array_equal(mine, theirs)
+    assert count_frames(out / "scene.mp4") == FRAMES
+    records = json.loads((out / "manifest.json").read_text())["frames"].values()
+    workers = {w for r in records for w in r["workers"]}
+    assert len(workers) >= 3  # the two first workers and the one that replaced the killed one
+
+
+def test_bad_weights_fail_at_once_without_retries(tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE)
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"junk")
+    started = time.time()
+    result = cli("render", str(scene), "--weights", str(bad))
+    assert result.returncode == 2 and "cannot load weights" in result.stderr
+    assert time.time() - started < 30
