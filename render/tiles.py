@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-
 MIN_SPAN = 32  # VGG-19 pools four times before relu5_1
 
 
