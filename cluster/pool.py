@@ -39,6 +39,7 @@ class WorkerStats:
 @dataclass
 class _Pending:
     job: Job
+    canvases: tuple  # object refs of the round's (start, content) canvases, or None
     attempts: int = 0
     avoid: int | None = None  # actor that failed it, if another can take it
     suspicion: str | None = None
@@ -57,8 +58,8 @@ class WorkerPool:
         self._inflight: dict[ray.ObjectRef, tuple[int, _Pending, float]] = {}
         self.warnings: list[str] = []
 
-    def submit(self, job: Job) -> None:
-        self._queue.append(_Pending(job))
+    def submit(self, job: Job, canvases: tuple = (None, None)) -> None:
+        self._queue.append(_Pending(job, canvases))
         self._dispatch()
 
     @property
@@ -76,7 +77,7 @@ class WorkerPool:
             # Prefer a job this actor has not failed; fall back to the head of the queue.
             pick = next((p for p in self._queue if p.avoid != actor), self._queue[0])
             self._queue.remove(pick)
-            ref = self.actors[actor].render.remote(pick.job)
+            ref = self.actors[actor].render.remote(pick.job, *pick.canvases)
             self._inflight[ref] = (actor, pick, time.perf_counter())
             self.stats[actor].current = pick.job.key
 

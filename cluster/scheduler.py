@@ -259,10 +259,12 @@ def _start_frame(chain: _Chain, scene: Scene, base: Settings, size: tuple[int, i
 
 
 def _submit_round(pool: WorkerPool, frame: _Frame, canvas) -> None:
-    frame.tiles, frame.results = {}, {}
-    for tile, job in frame.work.jobs(frame.round, canvas):
-        frame.tiles[job.tile] = tile
-        pool.submit(job)
+    jobs, start, content = frame.work.jobs(frame.round, canvas)
+    # The canvases go into the object store once, as uint8; every job of the round crops its region.
+    canvases = tuple(ray.put(to_uint8(c)) if c is not None else None for c in (start, content))
+    frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
+    for job in jobs:
+        pool.submit(job, canvases)
 
 
 def _frame_record(frame: _Frame) -> dict:
@@ -321,4 +323,4 @@ def _init_ray(address: str | None) -> None:
 
         ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
     else:
-        ray.init(num_cpus=os.cpu_count(), **kwargs)
+        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)  # this machine only

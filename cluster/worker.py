@@ -32,11 +32,15 @@ class FrameWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._progress: tuple[int, int, int, float] = (-1, 0, 0, 0.0)  # frame, step, steps, loss
 
-    def render(self, job: Job) -> tuple[np.ndarray, dict]:
+    def render(
+        self, job: Job, start: np.ndarray | None, content: np.ndarray | None
+    ) -> tuple[np.ndarray, dict]:
+        """Run `job` on its region of the round's canvases (uint8 arrays, shared by all the round's jobs)."""
+
         def report(p: Progress) -> None:
             self._progress = (job.frame, p.step, p.steps, p.loss)
 
-        pixels, record = run_job(job, self.net, self.bank, self.device, report)
+        pixels, record = run_job(job, start, content, self.net, self.bank, self.device, report)
         return pixels, record | {"worker": self.name}
 
     def progress(self) -> tuple[int, int, int, float]:
@@ -54,9 +58,10 @@ def actor_factory(
     else `count` CPU workers (default 1) sharing the cores."""
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
+    node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]), default=1)
     use_gpu = gpus > 0 and device in ("auto", "cuda")
     count = count or (gpus if use_gpu else 1)
-    threads = 1 if use_gpu else max(1, cpus // count)
+    threads = 1 if use_gpu else max(1, min(node_cpus, cpus // count))  # an actor lives on one node
     actor = ray.remote(actor_class).options(
         num_gpus=1 if use_gpu else 0,
         num_cpus=1 if use_gpu else min(threads, cpus / count),

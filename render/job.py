@@ -14,17 +14,19 @@ from torch import Tensor
 from engine.stylize import Progress, Settings, stylize
 from engine.targets import StyleBank, StyleTargets
 
-from .images import to_uint8
+from .images import from_uint8, to_uint8
+from .tiles import Tile
 
 
 @dataclass(frozen=True)
 class Job:
+    """One optimisation of a region of a round's canvases. The canvases travel separately
+    (once per round through Ray's object store), so a job is a few hundred bytes."""
+
     frame: int  # global frame index
     round: int  # pass over the frame (coarse-to-fine tiled frames have several)
     tile: int  # tile index within the round (0 when untiled)
-    size: tuple[int, int]  # (H, W) of the region optimised
-    init: Tensor | None  # (1, 3, H, W) or None for noise
-    content: Tensor | None  # (1, 3, H, W) or None
+    region: Tile  # where in the round's canvases
     style_weights: tuple[float, ...]
     settings: Settings
     seed: int  # the job's own seed: its pixels depend on nothing else
@@ -33,6 +35,10 @@ class Job:
     @property
     def key(self) -> tuple[int, int, int]:
         return self.frame, self.round, self.tile
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.region.size
 
 
 def job_seed(scene_seed: int, frame: int, round_: int = 0, tile: int = 0) -> int:
@@ -48,14 +54,28 @@ def frame_settings(
     return settings if index == 0 else replace(settings, min_size=max(size))
 
 
+def as_tensor(image: Tensor | np.ndarray | None) -> Tensor | None:
+    """Canvases arrive as tensors (in process) or uint8 arrays (through Ray)."""
+    return from_uint8(image) if isinstance(image, np.ndarray) else image
+
+
 def run_job(
     job: Job,
+    start: Tensor | np.ndarray | None,
+    content: Tensor | np.ndarray | None,
     features: Callable,
     bank: StyleBank | None,
     device: str = "cpu",
     progress: Callable[[Progress], None] | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Run a job; return the (H, W, 3) uint8 result and its record (seconds, losses, checks)."""
+    """Run a job on its region of the round's `start` and `content` canvases (None: noise / no content).
+
+    Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks).
+    """
+    start, content = as_tensor(start), as_tensor(content)
+    init = job.region.crop(start) if start is not None else None
+    if content is not None and not job.settings.content_at_native_size:
+        content = job.region.crop(content)
     seen: list[Progress] = []
 
     def callback(p: Progress) -> None:
@@ -68,11 +88,11 @@ def run_job(
     start = time.perf_counter()
     styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
     out = stylize(
-        job.content.to(device) if job.content is not None else None,
+        content.to(device) if content is not None else None,
         StyleTargets(bank, job.style_weights) if styled else None,
         job.settings,
         features=features,
-        init=job.init.to(device) if job.init is not None else None,
+        init=init.to(device) if init is not None else None,
         size=job.size,
         canvas=job.canvas,
         generator=torch.Generator().manual_seed(job.seed),

@@ -127,9 +127,9 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
         if progress is not None:
             progress(replace(p, step=done + p.step, steps=total))
 
-    def run(one: Job) -> tuple:
+    def run(one: Job, start: Tensor | None, content: Tensor | None) -> tuple:
         nonlocal done
-        result = run_job(one, network, bank, device, callback)
+        result = run_job(one, start, content, network, bank, device, callback)
         done += result[1]["steps"]
         return result
 

@@ -70,32 +70,39 @@ class FrameWork:
                 total += sum(schedule(r.iterations, n))
         return total
 
-    def jobs(self, index: int, canvas: Tensor | None) -> list[tuple[Tile, Job]]:
-        """Round `index`'s jobs, given the canvas the previous round left (None for the first)."""
+    def jobs(self, index: int, canvas: Tensor | None) -> tuple[list[Job], Tensor | None, Tensor | None]:
+        """Round `index`'s jobs and the canvases they crop from (start, content), given the canvas the
+        previous round left (None for the first round)."""
         r = self.rounds[index]
         start = canvas if canvas is not None else self.init
         if start is None and r.tiled:  # noise for the whole canvas, so tiles agree where they overlap
             generator = torch.Generator().manual_seed(job_seed(self.seed, self.frame, index))
             start = noise_like(r.size, generator, "cpu")
         start = resize(start, r.size) if start is not None else None
-        content = resize(self.content, r.size) if self.content is not None else None
+        content = self.content
+        if content is not None and not self.settings.content_at_native_size:
+            content = resize(content, r.size)
         if not r.tiled:
             settings = replace(self.settings, iterations=r.iterations)
-            job = Job(self.frame, index, 0, r.size, start, content, self.style_weights, settings,
-                      job_seed(self.seed, self.frame, index, 0), canvas=None)  # fmt: skip
-            return [(Tile(0, 0, *r.size), job)]
-        settings = replace(self.settings, iterations=r.iterations, min_size=max(r.size))  # one scale per tile
+            job = Job(self.frame, index, 0, Tile(0, 0, *r.size), self.style_weights, settings,
+                      job_seed(self.seed, self.frame, index, 0))  # fmt: skip
+            return [job], start, content
+        settings = replace(self.settings, iterations=r.iterations)
         offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
-        out = []
-        for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset)):
-            job = Job(
-                self.frame, index, i, t.size, t.crop(start) if start is not None else None,
-                t.crop(content) if content is not None else None, self.style_weights,
-                replace(settings, min_size=max(t.size)), job_seed(self.seed, self.frame, index, i),
+        jobs = [
+            Job(
+                self.frame,
+                index,
+                i,
+                t,
+                self.style_weights,
+                replace(settings, min_size=max(t.size)),
+                job_seed(self.seed, self.frame, index, i),
                 canvas=max(r.size),
             )  # fmt: skip
-            out.append((t, job))
-        return out
+            for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset))
+        ]
+        return jobs, start, content
 
     def blend(self, index: int, results: Iterable[tuple[Tile, np.ndarray]]) -> Tensor:
         """The canvas after round `index`, from its (tile, uint8 result) pairs."""
@@ -106,16 +113,18 @@ class FrameWork:
         return blender.result()
 
 
-def run_frame_serially(
-    work: FrameWork, run: Callable[[Job], tuple[np.ndarray, dict]]
-) -> tuple[Tensor, list[dict]]:
+Runner = Callable[[Job, Tensor | None, Tensor | None], tuple[np.ndarray, dict]]
+
+
+def run_frame_serially(work: FrameWork, run: Runner) -> tuple[Tensor, list[dict]]:
     """Every round of a frame, one job after another, in this process (the still command)."""
     canvas, records = None, []
     for index in range(len(work.rounds)):
+        jobs, start, content = work.jobs(index, canvas)
         results = []
-        for tile, job in work.jobs(index, canvas):
-            pixels, record = run(job)
-            results.append((tile, pixels))
+        for job in jobs:
+            pixels, record = run(job, start, content)
+            results.append((job.region, pixels))
             records.append(record)
         canvas = work.blend(index, results)
     return canvas, records

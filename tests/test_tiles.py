@@ -30,16 +30,17 @@ def test_grid_moves_every_frame():
 
 def test_frames_within_the_tile_size_are_one_job():
     work = FrameWork(0, (96, 128), Settings(iterations=3), None, None, (1.0,), seed=0, tile=512)
-    assert len(work.rounds) == 1 and len(work.jobs(0, None)) == 1
+    assert len(work.rounds) == 1 and len(work.jobs(0, None)[0]) == 1
 
 
 def test_large_frame_goes_coarse_to_fine_with_tiled_fine_scales():
     work = FrameWork(0, (1080, 1920), Settings(iterations=10), None, None, (1.0,), seed=0, tile=512)
     assert [r.tiled for r in work.rounds] == [False] + [True] * (len(work.rounds) - 1)
     assert max(work.rounds[0].size) <= 512 and work.rounds[-1].size == (1080, 1920)
-    jobs = work.jobs(len(work.rounds) - 1, torch.zeros(1, 3, 1080, 1920))
-    assert all(max(j.size) <= 512 and j.canvas == 1920 for _, j in jobs)
-    assert len({j.seed for _, j in jobs}) == len(jobs)
+    jobs, start, _ = work.jobs(len(work.rounds) - 1, torch.zeros(1, 3, 100, 100))
+    assert start.shape[-2:] == (1080, 1920)
+    assert all(max(j.size) <= 512 and j.canvas == 1920 for j in jobs)
+    assert len({j.seed for j in jobs}) == len(jobs)
 
 
 def seam_ratio(out: torch.Tensor, tiles: list) -> float:
@@ -66,8 +67,8 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
         work = FrameWork(
             1, (128, 192), settings, content.clone(), content, (1.0,), seed=4, tile=tile, overlap=overlap
         )
-        out, _ = run_frame_serially(work, lambda job: run_job(job, vgg, bank))
-        return out, [t for t, _ in work.jobs(0, content)]
+        out, _ = run_frame_serially(work, lambda job, start, c: run_job(job, start, c, vgg, bank))
+        return out, [job.region for job in work.jobs(0, content)[0]]
 
     whole, _ = render(512)
     tiled, tiles = render(96)

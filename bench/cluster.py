@@ -1,0 +1,195 @@
+"""Cluster benchmark: prints JSON.
+
+Scaling of a 1920x1080 zoom render over 1, 2, 4 and 8 workers on a simulated
+multi-node Ray cluster (ray.cluster_utils.Cluster, one CPU per node). Each
+tile job's optimisation is replaced by a sleep calibrated to GPU time per
+pixel, so the scheduler, object transfers, blending, warping, PNG writing
+and encoding are all real and only the GPU's work is stood in for.
+Also: the driver's own work per frame (warp, blend, PNG, encode), timed alone.
+
+Usage: python bench/cluster.py [--frames N] [--tile-seconds S] [--workers 1,2,4,8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+from ray.cluster_utils import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cluster.scheduler import render_scene  # noqa: E402
+from render.frames import Camerawork  # noqa: E402
+from render.images import from_uint8, to_uint8  # noqa: E402
+from render.job import Job  # noqa: E402
+from render.plan import plan_scene  # noqa: E402
+from render.scene import load_scene  # noqa: E402
+from render.store import FrameStore  # noqa: E402
+from render.tiled import FrameWork  # noqa: E402
+from render.video import VideoWriter  # noqa: E402
+
+SCENE = """
+seed = 1
+[output]
+width = 1920
+height = 1080
+fps = 24
+frames = {frames}
+tile = 512
+tile_overlap = 64
+[styles]
+ihc = "builtin:ihc"
+[start]
+content = "builtin:rocket"
+iterations = 10
+[frames]
+iterations = 10
+[camera]
+zoom = 1.01
+angle = 0.2
+"""
+
+
+class SleepWorker:
+    """Stands in for FrameWorker: sleeps as long as a GPU would take, returns the start image."""
+
+    seconds_per_tile = 0.4  # for a 512x512 tile of 10 iterations; set by main()
+
+    def __init__(self, styles, weights, device, threads) -> None:  # noqa: ANN001
+        self.name = f"sleep:{os.getpid()}"
+
+    def render(
+        self, job: Job, start: np.ndarray | None, content: np.ndarray | None
+    ) -> tuple[np.ndarray, dict]:
+        h, w = job.size
+        seconds = self.seconds_per_tile * (h * w) / (512 * 512) * job.settings.iterations / 10
+        time.sleep(seconds)
+        image = job.region.crop(from_uint8(start)) if start is not None else torch.full((1, 3, h, w), 0.5)
+        steps = job.settings.iterations
+        record = {"seconds": seconds, "steps": steps, "planned": steps, "first_loss": 2.0, "loss": 1.0}
+        return to_uint8(image), record | {"worker": self.name}
+
+    def progress(self) -> tuple[int, int, int, float]:
+        return (-1, 0, 0, 0.0)
+
+
+def steady_seconds_per_frame(outdir: Path) -> float:
+    """Mean time between frame completions after the first frame (which is coarse to fine)."""
+    frames = json.loads((outdir / "manifest.json").read_text())["frames"]
+    done = sorted(frames[k]["finished"] for k in frames if k != "0")
+    return (done[-1] - done[0]) / (len(done) - 1)
+
+
+def driver_overhead(scene_path: Path, outdir: Path) -> dict:
+    """The driver's own work on one 1080p frame, each part timed on its own."""
+    scene = load_scene(scene_path)
+    plans = plan_scene(scene)
+    size = (1080, 1920)
+    frame = FrameStore(outdir).read(1)
+    camera = Camerawork(size, None, "reflection")
+    t = time.perf_counter()
+    inputs = camera.advance(plans[1], from_uint8(frame))
+    warp = time.perf_counter() - t
+    work = FrameWork(2, size, plan_settings(), inputs.init, inputs.content, (1.0,), seed=1)
+    t = time.perf_counter()
+    jobs, start, content = work.jobs(0, None)
+    puts = [to_uint8(c) for c in (start, content) if c is not None]  # what goes to the object store
+    cut = time.perf_counter() - t
+    tiles = [(job.region, to_uint8(job.region.crop(start))) for job in jobs]
+    t = time.perf_counter()
+    canvas = work.blend(0, tiles)
+    pixels = to_uint8(canvas)
+    blend = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        FrameStore(Path(tmp)).write(0, pixels)
+        png = time.perf_counter() - t
+        with VideoWriter(Path(tmp) / "v.mp4", 1920, 1080) as video:
+            t = time.perf_counter()
+            for _ in range(5):
+                video.write(pixels)
+            encode = (time.perf_counter() - t) / 5
+    critical = warp + cut + blend
+    return {
+        "warp_s": round(warp, 4),
+        "cut_tiles_and_quantise_s": round(cut, 4),
+        "blend_s": round(blend, 4),
+        "png_write_s": round(png, 4),
+        "encode_s": round(encode, 4),
+        "on_critical_path_s": round(critical, 4),
+        "canvas_bytes_per_round": sum(p.nbytes for p in puts),
+        "off_critical_path_s (writer thread)": round(png + encode, 4),
+    }
+
+
+def plan_settings():
+    from engine.stylize import Settings
+
+    return Settings(iterations=10, min_size=1920)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--frames", type=int, default=7)
+    parser.add_argument("--tile-seconds", type=float, default=0.4)
+    parser.add_argument("--workers", default="1,2,4,8")
+    args = parser.parse_args()
+    SleepWorker.seconds_per_tile = args.tile_seconds
+    counts = [int(n) for n in args.workers.split(",")]
+
+    local = {"node_ip_address": "127.0.0.1"}  # every simulated node on the loopback address
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **local})
+    for _ in range(max(counts)):
+        cluster.add_node(num_cpus=1, **local)
+    cluster.wait_for_nodes()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        scene_path = Path(tmp) / "zoom1080.toml"
+        scene_path.write_text(SCENE.format(frames=args.frames))
+        scene = load_scene(scene_path)
+        for n in counts:
+            out = Path(tmp) / f"w{n}.render"
+            start = time.perf_counter()
+            render_scene(scene, out, address=cluster.address, workers=n, actor_class=SleepWorker)
+            wall = time.perf_counter() - start
+            ray.shutdown()
+            results[n] = {
+                "seconds_per_frame": round(steady_seconds_per_frame(out), 3),
+                "wall_s": round(wall, 1),
+            }
+        overhead = driver_overhead(scene_path, Path(tmp) / f"w{counts[0]}.render")
+    cluster.shutdown()
+    base = results[counts[0]]["seconds_per_frame"] * counts[0]
+    for n, r in results.items():
+        r["efficiency"] = round(base / (n * r["seconds_per_frame"]), 3)
+    tiles = len(
+        FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), seed=1).jobs(
+            0, torch.zeros(1, 3, 1080, 1920)
+        )
+    )
+    print(json.dumps({
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} cpus, simulated {max(counts)}-node Ray cluster",
+        "frame": "1920x1080, tiles 512 overlap 64",
+        "tiles_per_frame": tiles,
+        "tile_seconds_512px": args.tile_seconds,
+        "scaling": results,
+        "driver_per_frame": overhead,
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
