@@ -150,10 +150,11 @@ def main() -> None:
     SleepWorker.seconds_per_tile = args.tile_seconds
     counts = [int(n) for n in args.workers.split(",")]
 
-    local = {"node_ip_address": "127.0.0.1"}  # every simulated node on the loopback address
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **local})
+    # All simulated nodes run on this machine (Ray binds them to its own interface address; the
+    # cluster utility does not start on the loopback address). Nothing leaves the machine.
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(max(counts)):
-        cluster.add_node(num_cpus=1, **local)
+        cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

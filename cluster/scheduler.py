@@ -17,26 +17,27 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import ray
+from torch import Tensor
 
 from engine.stylize import Settings
 from render.atomic import write_text
-from render.frames import Camerawork, FrameInputs
-from render.images import from_uint8, load_image, to_uint8
+from render.frames import Camerawork
+from render.images import load_image, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
 from render.plan import FramePlan, plan_scene
 from render.scene import Scene
 from render.store import FrameStore
 from render.tiled import FrameWork
-from render.tiles import Tile
 from render.video import VideoWriter
 
+from .flight import Flight
 from .manifest import NAME as MANIFEST
 from .manifest import Manifest, scene_changes
 from .pool import WorkerPool, WorkerStats
@@ -94,31 +95,6 @@ def prepare_outdir(scene: Scene, outdir: Path, fresh: bool) -> Manifest:
     return Manifest(scene.digest(), resolved, scene.seed, scene.frame_count, f"{scene.stem}.mp4", shots=shots)
 
 
-@dataclass
-class _Frame:
-    """A frame in flight: its rounds of jobs and the results of the current round."""
-
-    plan: FramePlan
-    work: FrameWork
-    inputs: FrameInputs
-    round: int = 0
-    tiles: dict[int, Tile] = field(default_factory=dict)
-    results: dict[int, np.ndarray] = field(default_factory=dict)
-    records: list[dict] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
-
-
-@dataclass
-class _Chain:
-    """One shot: its frames in order, the previous frame, and the camera state."""
-
-    plans: list[FramePlan]
-    camera: Camerawork
-    next: int = 0  # index into plans
-    previous: np.ndarray | None = None
-    active: _Frame | None = None
-
-
 def render_scene(
     scene: Scene,
     outdir: Path,
@@ -149,21 +125,28 @@ def render_scene(
     manifest.frames = {t: r for t, r in manifest.frames.items() if t in done}  # the rest is re-rendered
     base = Settings(precision=auto_precision(resolve_device(device) if not address else "cpu"))
 
-    chains = []
+    o = scene.output
+
+    def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> FrameWork:
+        loss_weights = {"content_weight": plan.content_weight, "style_weight": plan.style_weight,
+                        "tv_weight": plan.tv_weight}  # fmt: skip
+        settings = frame_settings(base, plan.local, size, plan.iterations, **loss_weights)
+        return FrameWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
+                         tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
+
+    flights = []
     for number, shot in enumerate(scene.shots):
-        chain = _Chain(
-            [p for p in plans if p.shot == number], Camerawork(size, starts[number], shot.camera.border)
-        )
-        while chain.next < len(chain.plans) and chain.plans[chain.next].index in done:
-            chain.camera.skip(chain.plans[chain.next])
-            chain.next += 1
-        if chain.next:
-            chain.previous = store.read(chain.plans[chain.next - 1].index)
-        chains.append(chain)
+        shot_plans = [p for p in plans if p.shot == number]
+        camera = Camerawork(size, starts[number], shot.camera.border)
+        resume = 0
+        while resume < len(shot_plans) and shot_plans[resume].index in done:
+            camera.skip(shot_plans[resume])
+            resume += 1
+        previous = store.read(shot_plans[resume - 1].index) if resume else None
+        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous))
 
     _init_ray(address)
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
-    o = scene.output
     video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
     encoded = 0  # frames handed to the encoder, in order
@@ -183,35 +166,21 @@ def render_scene(
         writer.submit(write_existing, video, store, done).result()
         encoded = _prefix(done)
         last_status = 0.0
-        while any(c.active or c.next < len(c.plans) for c in chains):
-            for chain in chains:
-                if chain.active is None and chain.next < len(chain.plans):
-                    chain.active = _start_frame(chain, scene, base, size)
-                    _submit_round(pool, chain.active, None)
+        while not all(f.done for f in flights):
+            for flight in flights:
+                _submit(pool, flight.open())
             for job, pixels, record in pool.wait(POLL_SECONDS):
-                chain = next(c for c in chains if c.active and c.active.plan.index == job.frame)
-                frame = chain.active
-                frame.results[job.tile] = pixels
-                frame.records.append(record)
-                if len(frame.results) < len(frame.tiles):
-                    continue
-                canvas = frame.work.blend(
-                    frame.round, ((frame.tiles[i], p) for i, p in frame.results.items())
-                )
-                if frame.round + 1 < len(frame.work.rounds):
-                    frame.round += 1
-                    _submit_round(pool, frame, canvas)
-                    continue
-                pixels = to_uint8(canvas)
-                chain.previous, chain.active = pixels, None  # the next frame can start now
-                chain.next += 1
-                pending_writes.append(writer.submit(write, frame.plan, pixels, _frame_record(frame)))
+                flight = next(f for f in flights if any(fr.plan.index == job.frame for fr in f.frames))
+                batches, finished = flight.result(job, pixels, record)
+                _submit(pool, batches)  # the next jobs go out before any writing
+                for plan, frame_pixels, frame_record in finished:
+                    pending_writes.append(writer.submit(write, plan, frame_pixels, frame_record))
             for future in [f for f in pending_writes if f.done()]:
                 future.result()  # a failed write stops the render here, not at the end
                 pending_writes.remove(future)
             if on_status is not None and time.perf_counter() - last_status > 0.5:
                 last_status = time.perf_counter()
-                status = _status(chains, pool, manifest, len(done))
+                status = _status(flights, pool, manifest, len(done))
                 on_status(status)
                 _save_progress(outdir, status)
         writer.shutdown(wait=True)
@@ -243,58 +212,18 @@ def _prefix(done: set[int]) -> int:
     return n
 
 
-def _start_frame(chain: _Chain, scene: Scene, base: Settings, size: tuple[int, int]) -> _Frame:
-    plan = chain.plans[chain.next]
-    inputs = chain.camera.advance(plan, from_uint8(chain.previous) if chain.previous is not None else None)
-    weights = {
-        "content_weight": plan.content_weight,
-        "style_weight": plan.style_weight,
-        "tv_weight": plan.tv_weight,
-    }
-    settings = frame_settings(base, plan.local, size, plan.iterations, **weights)
-    o = scene.output
-    work = FrameWork(plan.index, size, settings, inputs.init, inputs.content, plan.style_weights, scene.seed,
-                     tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
-    return _Frame(plan, work, inputs)
+def _submit(pool: WorkerPool, batches: list) -> None:
+    """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
+    for jobs, start, content in batches:
+        canvases = tuple(ray.put(to_uint8(c)) if c is not None else None for c in (start, content))
+        for job in jobs:
+            pool.submit(job, canvases)
 
 
-def _submit_round(pool: WorkerPool, frame: _Frame, canvas) -> None:
-    jobs, start, content = frame.work.jobs(frame.round, canvas)
-    # The canvases go into the object store once, as uint8; every job of the round crops its region.
-    canvases = tuple(ray.put(to_uint8(c)) if c is not None else None for c in (start, content))
-    frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
-    for job in jobs:
-        pool.submit(job, canvases)
-
-
-def _frame_record(frame: _Frame) -> dict:
-    records = frame.records
-    record: dict = {
-        "seconds": round(time.perf_counter() - frame.started, 3),
-        "finished": round(time.time(), 3),
-        "jobs": len(records),
-        "job_seconds": round(sum(r["seconds"] for r in records), 3),
-        "workers": sorted({r.get("worker", "?") for r in records}),
-        "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
-    }
-    if len(records) == 1:
-        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "steps")}
-    warnings = [r["warning"] for r in records if "warning" in r]
-    if warnings:
-        record["warnings"] = warnings
-    if frame.inputs.mask is not None:
-        record["revealed"] = round(
-            1 - float(frame.inputs.mask.mean()), 4
-        )  # share of pixels the camera brought in
-    return record
-
-
-def _status(chains: list[_Chain], pool: WorkerPool, manifest: Manifest, done: int) -> RenderStatus:
-    active = []
-    for c in chains:
-        f = c.active
-        if f is not None:
-            active.append(f"{f.plan.index} r{f.round} {len(f.results)}/{len(f.tiles)}")
+def _status(flights: list[Flight], pool: WorkerPool, manifest: Manifest, done: int) -> RenderStatus:
+    active = [
+        f"{fr.plan.index} r{fr.round} {len(fr.results)}/{len(fr.tiles)}" for fl in flights for fr in fl.frames
+    ]
     progress = pool.progress()
     step, steps = (progress[0][1], progress[0][2]) if progress else (0, 0)
     return RenderStatus(manifest.frame_count, done, active, pool.stats, step, steps)
@@ -321,6 +250,10 @@ def _init_ray(address: str | None) -> None:
         import engine
         import render
 
+        if address.split("://")[-1].startswith(("127.", "localhost")):
+            kwargs["_node_ip_address"] = (
+                "127.0.0.1"  # a cluster on this machine's loopback (tests, benchmarks)
+            )
         ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
     else:
         ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)  # this machine only

@@ -10,43 +10,64 @@ from torch import Tensor
 from engine.targets import resize
 
 from .plan import FramePlan
-from .warp import warp
+from .warp import warp_region
 
 
 @dataclass
 class FrameInputs:
     init: Tensor | None  # (1, 3, H, W) start of the optimisation; None: noise
     content: Tensor | None  # (1, 3, H, W) content target; None: style only
-    mask: (
-        Tensor | None
-    )  # (1, 1, H, W) 1 where the previous frame reaches, 0 where the camera revealed new pixels
+    # (1, 1, H, W): 1 where the previous frame reaches, 0 where the camera revealed new pixels
+    mask: Tensor | None
 
 
 class Camerawork:
-    """Carries the camera along the frames: each step's warp and the cumulative one for fixed content."""
+    """Carries the camera along a shot: each frame's step and the cumulative warp for fixed content."""
 
     def __init__(self, size: tuple[int, int], start_content: Tensor | None, border: str) -> None:
         self.size = size  # (H, W)
         self.start = resize(start_content, size) if start_content is not None else None
         self.border = border
-        self.total = torch.eye(3, dtype=torch.float64)  # output of frame t -> pixels of frame 0
+        self.total = torch.eye(3, dtype=torch.float64)  # output of frame t -> pixels of the shot's frame 0
 
-    def advance(self, plan: FramePlan, previous: Tensor | None) -> FrameInputs:
-        """Inputs of frame `plan.index`, given the previous frame (1, 3, H, W) as written to disk."""
+    def step(self, plan: FramePlan) -> tuple[Tensor, Tensor]:
+        """Advance to frame `plan`: (its step from the previous frame, the cumulative warp)."""
         h, w = self.size
         if plan.local == 0:
-            return FrameInputs(self.start, self.start, None)
+            return torch.eye(3, dtype=torch.float64), self.total
         step = plan.camera.matrix(w, h)
         self.total = self.total @ step
-        fixed = warp(self.start, self.total, "border")[0] if self.start is not None else None
-        init, mask = warp(previous, step, "reflection")
+        return step, self.total
+
+    def inputs(
+        self,
+        plan: FramePlan,
+        matrices: tuple[Tensor, Tensor],
+        previous: Tensor | None,
+        origin: tuple[int, int] = (0, 0),
+        region: tuple[int, int, int, int] | None = None,
+    ) -> FrameInputs:
+        """Inputs of `region` (default: the whole frame) of frame `plan`, given the crop of the
+        previous frame (as written to disk) at `origin` that covers `source_region(step, region)`."""
+        region = region or (0, 0, *self.size)
+        y0, x0, y1, x1 = region
+        if plan.local == 0:
+            start = self.start[..., y0:y1, x0:x1] if self.start is not None else None
+            return FrameInputs(start, start, None)
+        step, total = matrices
+        fixed = None
+        if self.start is not None and (plan.content == "fixed" or self.border == "content"):
+            fixed = warp_region(self.start, (0, 0), total, region, self.size, "border")[0]
+        init, mask = warp_region(previous, origin, step, region, self.size, "reflection")
         if self.border == "content" and fixed is not None:
             init = init * mask + fixed * (1 - mask)
         content = {"feedback": init, "fixed": fixed, "none": None}[plan.content]
         return FrameInputs(init, content, mask)
 
+    def advance(self, plan: FramePlan, previous: Tensor | None) -> FrameInputs:
+        """Step to frame `plan` and return the inputs of the whole frame."""
+        return self.inputs(plan, self.step(plan), previous)
+
     def skip(self, plan: FramePlan) -> None:
         """Advance the cumulative camera over a frame that is already rendered."""
-        if plan.local > 0:
-            h, w = self.size
-            self.total = self.total @ plan.camera.matrix(w, h)
+        self.step(plan)

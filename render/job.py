@@ -59,6 +59,18 @@ def as_tensor(image: Tensor | np.ndarray | None) -> Tensor | None:
     return from_uint8(image) if isinstance(image, np.ndarray) else image
 
 
+def _region(canvas: Tensor | np.ndarray | None, region: Tile) -> Tensor | None:
+    """A job's part of a canvas, as a tensor; a canvas of exactly the region's size is the region already.
+    uint8 arrays (from Ray) are cropped before conversion, so a worker converts only its tile."""
+    if canvas is None:
+        return None
+    size = canvas.shape[:2] if isinstance(canvas, np.ndarray) else canvas.shape[-2:]
+    if tuple(size) != region.size:
+        y0, x0, y1, x1 = region.y0, region.x0, region.y1, region.x1
+        canvas = canvas[y0:y1, x0:x1] if isinstance(canvas, np.ndarray) else region.crop(canvas)
+    return as_tensor(canvas)
+
+
 def run_job(
     job: Job,
     start: Tensor | np.ndarray | None,
@@ -72,10 +84,9 @@ def run_job(
 
     Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks).
     """
-    start, content = as_tensor(start), as_tensor(content)
-    init = job.region.crop(start) if start is not None else None
-    if content is not None and not job.settings.content_at_native_size:
-        content = job.region.crop(content)
+    init = _region(start, job.region)
+    native = job.settings.content_at_native_size  # superres: the low-res content is compared whole
+    content = as_tensor(content) if native else _region(content, job.region)
     seen: list[Progress] = []
 
     def callback(p: Progress) -> None:

@@ -87,9 +87,14 @@ class FrameWork:
             job = Job(self.frame, index, 0, Tile(0, 0, *r.size), self.style_weights, settings,
                       job_seed(self.seed, self.frame, index, 0))  # fmt: skip
             return [job], start, content
+        return self.tile_jobs(index), start, content
+
+    def tile_jobs(self, index: int) -> list[Job]:
+        """The jobs of tiled round `index`, without their canvases."""
+        r = self.rounds[index]
         settings = replace(self.settings, iterations=r.iterations)
         offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
-        jobs = [
+        return [
             Job(
                 self.frame,
                 index,
@@ -102,12 +107,14 @@ class FrameWork:
             )  # fmt: skip
             for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset))
         ]
-        return jobs, start, content
 
-    def blend(self, index: int, results: Iterable[tuple[Tile, np.ndarray]]) -> Tensor:
-        """The canvas after round `index`, from its (tile, uint8 result) pairs."""
+    def blend(
+        self, index: int, results: Iterable[tuple[Tile, np.ndarray]], window: Tile | None = None
+    ) -> Tensor:
+        """The canvas after round `index` (or a window of it), from its (tile, uint8 result) pairs
+        in tile order."""
         h, w = self.rounds[index].size
-        blender = Blender(h, w, self.overlap)
+        blender = Blender(h, w, self.overlap, window)
         for tile, pixels in results:
             blender.add(tile, from_uint8(pixels))
         return blender.result()

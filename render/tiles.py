@@ -88,19 +88,37 @@ def feather(tile: Tile, height: int, width: int, overlap: int) -> Tensor:
 
 
 class Blender:
-    """Accumulates tiles into a frame: Σ weight·tile / Σ weight."""
+    """Accumulates tiles into a window of a frame (default: all of it): Σ weight·tile / Σ weight.
 
-    def __init__(self, height: int, width: int, overlap: int) -> None:
+    Add tiles in index order: each pixel then sees the same float operations
+    in the same order whether the whole frame or only a window of it is
+    blended, so a window's pixels equal the whole frame's bit for bit.
+    """
+
+    def __init__(self, height: int, width: int, overlap: int, window: Tile | None = None) -> None:
         self.height, self.width, self.overlap = height, width, overlap
-        self.sum = torch.zeros(1, 3, height, width)
-        self.weight = torch.zeros(1, 1, height, width)
+        self.window = window or Tile(0, 0, height, width)
+        h, w = self.window.size
+        self.sum = torch.zeros(1, 3, h, w)
+        self.weight = torch.zeros(1, 1, h, w)
 
     def add(self, tile: Tile, image: Tensor) -> None:
-        w = feather(tile, self.height, self.width, self.overlap)
-        tile.crop(self.sum).add_(image * w)
-        tile.crop(self.weight).add_(w)
+        """Add a tile's (1, 3, h, w) result: the part of it inside the window."""
+        win = self.window
+        part = Tile(max(tile.y0, win.y0), max(tile.x0, win.x0), min(tile.y1, win.y1), min(tile.x1, win.x1))
+        if part.y0 >= part.y1 or part.x0 >= part.x1:
+            return
+        in_tile = Tile(part.y0 - tile.y0, part.x0 - tile.x0, part.y1 - tile.y0, part.x1 - tile.x0)
+        in_window = Tile(part.y0 - win.y0, part.x0 - win.x0, part.y1 - win.y0, part.x1 - win.x0)
+        w = in_tile.crop(feather(tile, self.height, self.width, self.overlap))
+        in_window.crop(self.sum).add_(in_tile.crop(image) * w)
+        in_window.crop(self.weight).add_(w)
 
     def result(self) -> Tensor:
         if (self.weight <= 0).any():
             raise RuntimeError("tiles do not cover the frame")
         return self.sum / self.weight
+
+
+def overlaps(a: Tile, b: Tile) -> bool:
+    return a.y0 < b.y1 and b.y0 < a.y1 and a.x0 < b.x1 and b.x0 < a.x1

@@ -45,21 +45,75 @@ class Camera:
 IDENTITY = Camera()
 
 
-def warp(image: Tensor, matrix: Tensor, border: str = "reflection") -> tuple[Tensor, Tensor]:
-    """Resample (1, C, H, W) `image` through a 3×3 pixel matrix (output -> source).
-
-    Returns the warped image and a (1, 1, H, W) mask that is 1 where the
-    source pixel lay inside the image and 0 where the warp brought in
-    pixels from outside (filled by `border`: "reflection", "border" or "zeros").
-    """
-    _, _, h, w = image.shape
+def _coords(matrix: Tensor, region: tuple[int, int, int, int]) -> Tensor:
+    """Source pixel coordinates (x, y) of the region's pixel centres, (h, w, 2) float64."""
+    y0, x0, y1, x1 = region
     ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64) + 0.5, torch.arange(w, dtype=torch.float64) + 0.5, indexing="ij"
+        torch.arange(y0, y1, dtype=torch.float64) + 0.5,
+        torch.arange(x0, x1, dtype=torch.float64) + 0.5,
+        indexing="ij",
     )
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1) @ matrix.T  # (H, W, 3) source pixel coords
-    # grid_sample wants [-1, 1] across the image edges (align_corners=False).
-    grid = torch.stack([pts[..., 0] / w * 2 - 1, pts[..., 1] / h * 2 - 1], dim=-1)[None]
-    grid = grid.to(image.device, image.dtype)
-    warped = F.grid_sample(image, grid, mode="bicubic", padding_mode=border, align_corners=False)
-    inside = (grid.abs() <= 1 + 1e-6).all(dim=-1, keepdim=True).permute(0, 3, 1, 2).to(image.dtype)
-    return warped.clamp(0, 1), inside
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1) @ matrix.T
+    return pts[..., :2]
+
+
+def _fold(pts: Tensor, size: tuple[int, int], border: str) -> Tensor:
+    """Bring coordinates from outside the frame inside: mirrored ("reflection") or clamped ("border")."""
+    h, w = size
+    limits = torch.tensor([w, h], dtype=torch.float64)
+    if border == "border":
+        return torch.minimum(pts.clamp_min(0), limits)
+    period = pts.remainder(2 * limits)
+    return torch.where(period > limits, 2 * limits - period, period)
+
+
+def source_region(
+    matrix: Tensor, region: tuple[int, int, int, int], size: tuple[int, int], border: str = "reflection"
+) -> tuple[int, int, int, int]:
+    """The part of the source frame that warping `region` reads: (y0, x0, y1, x1) with room for bicubic."""
+    pts = _fold(_coords(matrix, region), size, border)
+    lo, hi = pts.reshape(-1, 2).min(0).values, pts.reshape(-1, 2).max(0).values
+    h, w = size
+    x0, y0 = (int(v) - 3 for v in lo.floor().tolist())
+    x1, y1 = (int(v) + 3 for v in hi.ceil().tolist())
+    return max(0, y0), max(0, x0), min(h, y1), min(w, x1)
+
+
+def warp_region(
+    source: Tensor,
+    origin: tuple[int, int],
+    matrix: Tensor,
+    region: tuple[int, int, int, int],
+    size: tuple[int, int],
+    border: str = "reflection",
+) -> tuple[Tensor, Tensor]:
+    """Warp one region of a frame, reading only `source`, a crop of the previous frame at `origin` (y, x).
+
+    `source` must hold `source_region(matrix, region, size)`. The whole-frame
+    warp is the same computation with the whole frame as region and source,
+    so a tile's warp does not depend on how the frame around it was computed.
+    Returns the warped region (1, C, h, w) and the mask of pixels whose source
+    lay inside the frame (1, 1, h, w).
+    """
+    h, w = size
+    pts = _coords(matrix, region)
+    inside = ((pts >= 0) & (pts <= torch.tensor([w, h], dtype=torch.float64))).all(dim=-1)
+    pts = _fold(pts, size, border)
+    sh, sw = source.shape[-2:]
+    local = pts - torch.tensor([origin[1], origin[0]], dtype=torch.float64)
+    # grid_sample wants [-1, 1] across the source's edges (align_corners=False).
+    grid = torch.stack([local[..., 0] / sw * 2 - 1, local[..., 1] / sh * 2 - 1], dim=-1)[None]
+    warped = F.grid_sample(
+        source, grid.to(source), mode="bicubic", padding_mode="border", align_corners=False
+    )
+    return warped.clamp(0, 1), inside[None, None].to(source.dtype)
+
+
+def warp(image: Tensor, matrix: Tensor, border: str = "reflection") -> tuple[Tensor, Tensor]:
+    """Resample a whole (1, C, H, W) frame through a 3×3 pixel matrix (output -> source).
+
+    Pixels the warp brings in from outside the frame are filled by `border`
+    ("reflection" or "border") and marked 0 in the returned (1, 1, H, W) mask.
+    """
+    h, w = image.shape[-2:]
+    return warp_region(image, (0, 0), matrix, (0, 0, h, w), (h, w), border)

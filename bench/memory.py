@@ -1,0 +1,108 @@
+"""Peak memory of an 8K (7680x4320) render on the CPU, as a still and as a one-frame scene: prints JSON.
+
+The resident memory of the command and all its descendants (the Ray head,
+raylet and workers included) is summed every 0.2 s; the peak of that sum is
+reported. Target: under 4 GB, because memory per job depends on the tile
+size, not on the frame size.
+
+Usage: python bench/memory.py [--iterations N] [--skip-scene] [--skip-still]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH, HEIGHT = 7680, 4320
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry))
+    return tree
+
+
+def _rss_of_tree(root: int) -> int:
+    tree, total, stack = _children(), 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack += tree.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def peak_memory(cmd: list[str]) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _rss_of_tree(proc.pid))
+        time.sleep(0.2)
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return {"peak_rss_gb": round(peak / 2**30, 3), "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=1, help="at the final scale (coarser scales get more)"
+    )
+    parser.add_argument("--skip-still", action="store_true")
+    parser.add_argument("--skip-scene", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from PIL import Image
+
+    from render.images import builtin_images
+
+    stylereel = [sys.executable, "-m", "cluster.cli"]
+    result: dict = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} cpus, CPU only",
+        "size": f"{WIDTH}x{HEIGHT}",
+        "tile": 512,
+        "iterations_final_scale": args.iterations,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "rocket8k.png"
+        Image.open(builtin_images()["rocket"]).convert("RGB").resize((WIDTH, HEIGHT), Image.BICUBIC).save(big)
+        if not args.skip_still:
+            out = Path(tmp) / "still.png"
+            cmd = [*stylereel, "still", "-c", str(big), "-s", "builtin:ihc", "-o", str(out),
+                   "--size", str(WIDTH), "--iterations", str(args.iterations)]  # fmt: skip
+            result["still"] = peak_memory(cmd)
+        if not args.skip_scene:
+            scene = Path(tmp) / "one.toml"
+            scene.write_text(
+                f'[output]\nwidth = {WIDTH}\nheight = {HEIGHT}\nframes = 1\n[styles]\nihc = "builtin:ihc"\n'
+                f'[start]\ncontent = "{big}"\niterations = {args.iterations}\n'
+            )
+            result["one_frame_scene"] = peak_memory([*stylereel, "render", str(scene)])
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

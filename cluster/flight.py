@@ -1,0 +1,183 @@
+"""The frames of one shot in flight: which jobs can run now, and when a frame is finished.
+
+A frame whose only round is tiled (every frame after a shot's first, once
+frames are larger than a tile) is pipelined: each of its tiles needs only the
+part of the previous frame that its warped region reads, so a tile starts as
+soon as the previous frame's tiles covering that part are back, before the
+whole previous frame is. Frames that cannot be pipelined (a shot's first
+frame, coarse to fine; untiled frames) wait for the previous frame.
+
+Whatever the timing, a tile's input is computed the same way from the same
+uint8 pixels of the previous frame, so the frames do not depend on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import Tensor
+
+from render.frames import Camerawork
+from render.images import from_uint8, to_uint8
+from render.job import Job
+from render.plan import FramePlan
+from render.tiled import FrameWork
+from render.tiles import Tile, overlaps
+from render.warp import source_region
+
+# Jobs ready to run, grouped by the canvases (start, content) they crop from.
+Batch = tuple[list[Job], Tensor | None, Tensor | None]
+
+
+@dataclass
+class Frame:
+    plan: FramePlan
+    work: FrameWork
+    matrices: tuple[Tensor, Tensor]  # (step from the previous frame, cumulative) camera warps
+    pipelined: bool
+    round: int = 0
+    tiles: dict[int, Tile] = field(default_factory=dict)  # the current round's tiles
+    results: dict[int, np.ndarray] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)
+    waiting: dict[int, Job] = field(default_factory=dict)  # pipelined tiles whose source is not ready
+    sources: dict[int, tuple[int, int, int, int]] = field(
+        default_factory=dict
+    )  # tile -> previous-frame region
+    revealed: list[float] = field(default_factory=list)  # per tile: share of pixels the camera brought in
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def round_complete(self) -> bool:
+        return not self.waiting and len(self.results) == len(self.tiles)
+
+    @property
+    def complete(self) -> bool:
+        return self.round_complete and self.round + 1 == len(self.work.rounds)
+
+
+class Flight:
+    """One shot's chain of frames: at most two in flight, the older one ahead."""
+
+    def __init__(
+        self,
+        plans: list[FramePlan],
+        camera: Camerawork,
+        make_work: Callable[[FramePlan, Tensor | None, Tensor | None], FrameWork],
+        tile: int,
+        next_index: int = 0,
+        previous: np.ndarray | None = None,
+    ) -> None:
+        self.plans, self.camera, self.make_work, self.tile = plans, camera, make_work, tile
+        self.next = next_index  # index into plans of the next frame to open
+        self.previous = previous  # uint8 pixels of the last finished frame
+        self.frames: list[Frame] = []
+
+    @property
+    def done(self) -> bool:
+        return not self.frames and self.next >= len(self.plans)
+
+    def open(self) -> list[Batch]:
+        """Open the next frame if the chain allows it; return the jobs that can start."""
+        if self.next >= len(self.plans) or len(self.frames) >= 2:
+            return []
+        plan = self.plans[self.next]
+        ahead = self.frames[-1] if self.frames else None
+        size = self.camera.size
+        pipelined = plan.local > 0 and max(size) > self.tile
+        if ahead is not None and not (pipelined and (ahead.pipelined or len(ahead.work.rounds) == 1)):
+            return []  # needs the whole previous frame
+        self.next += 1
+        matrices = self.camera.step(plan)
+        if not pipelined:
+            previous = from_uint8(self.previous) if self.previous is not None else None
+            inputs = self.camera.inputs(plan, matrices, previous)
+            frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices, False)
+            if inputs.mask is not None:
+                frame.revealed.append(1 - float(inputs.mask.mean()))
+            self.frames.append(frame)
+            return [self._round(frame, None)]
+        frame = Frame(plan, self.make_work(plan, None, None), matrices, True)
+        for job in frame.work.tile_jobs(0):
+            frame.tiles[job.tile] = job.region
+            frame.waiting[job.tile] = job
+            r = job.region
+            frame.sources[job.tile] = source_region(matrices[0], (r.y0, r.x0, r.y1, r.x1), size)
+        self.frames.append(frame)
+        return self._ready(frame)
+
+    def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
+        jobs, start, content = frame.work.jobs(frame.round, canvas)
+        frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
+        return jobs, start, content
+
+    def _ready(self, frame: Frame) -> list[Batch]:
+        """Pipelined tiles of `frame` whose part of the previous frame is final: their jobs, each with
+        its own start and content canvases (the size of the tile)."""
+        ahead = self.frames[0] if self.frames[0] is not frame else None
+        batches = []
+        for index in sorted(frame.waiting):
+            src = frame.sources[index]
+            if ahead is None:
+                pixels = self.previous[src[0] : src[2], src[1] : src[3]]
+            else:
+                window = Tile(*src)
+                if any(overlaps(t, window) and i not in ahead.results for i, t in ahead.tiles.items()):
+                    continue
+                part = sorted((i, t) for i, t in ahead.tiles.items() if overlaps(t, window))
+                pixels = to_uint8(ahead.work.blend(0, ((t, ahead.results[i]) for i, t in part), window))
+            job = frame.waiting.pop(index)
+            r = job.region
+            inputs = self.camera.inputs(frame.plan, frame.matrices, from_uint8(pixels), src[:2],
+                                        (r.y0, r.x0, r.y1, r.x1))  # fmt: skip
+            frame.revealed.append(1 - float(inputs.mask.mean()))
+            batches.append(([job], inputs.init, inputs.content))
+        return batches
+
+    def result(self, job: Job, pixels: np.ndarray, record: dict) -> tuple[list[Batch], list[tuple]]:
+        """Take a job's result. Returns the jobs that can start now, and (plan, pixels, record) of each
+        frame now finished, in order (a frame finishes only after the one before it)."""
+        frame = next(f for f in self.frames if f.plan.index == job.frame)
+        frame.results[job.tile] = pixels
+        frame.records.append(record)
+        batches: list[Batch] = []
+        if frame.round_complete and not frame.complete:  # on to the next, finer round
+            canvas = frame.work.blend(frame.round, self._ordered(frame))
+            frame.round += 1
+            batches.append(self._round(frame, canvas))
+        finished = []
+        while self.frames and self.frames[0].complete:
+            done = self.frames.pop(0)
+            self.previous = to_uint8(done.work.blend(done.round, self._ordered(done)))
+            finished.append((done.plan, self.previous, frame_record(done)))
+        for later in self.frames:
+            if later.pipelined and later.waiting:
+                batches += self._ready(later)
+        return batches, finished
+
+    @staticmethod
+    def _ordered(frame: Frame) -> list[tuple[Tile, np.ndarray]]:
+        """The round's results in tile order: blending in a fixed order makes the pixels exact."""
+        return [(frame.tiles[i], frame.results[i]) for i in sorted(frame.results)]
+
+
+def frame_record(frame: Frame) -> dict:
+    records = frame.records
+    record: dict = {
+        "seconds": round(time.perf_counter() - frame.started, 3),
+        "finished": round(time.time(), 3),
+        "jobs": len(records),
+        "job_seconds": round(sum(r["seconds"] for r in records), 3),
+        "workers": sorted({r.get("worker", "?") for r in records}),
+        "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
+    }
+    if len(records) == 1:
+        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "steps")}
+    warnings = [r["warning"] for r in records if "warning" in r]
+    if warnings:
+        record["warnings"] = warnings
+    if frame.revealed:  # share of pixels the camera brought in (tiles: their mean)
+        record["revealed"] = round(sum(frame.revealed) / len(frame.revealed), 4)
+    return record
