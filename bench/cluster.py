@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from cluster.scheduler import render_scene  # noqa: E402
 from render.frames import Camerawork  # noqa: E402
 from render.images import from_uint8, to_uint8  # noqa: E402
-from render.job import Job  # noqa: E402
+from render.job import Job, region_of  # noqa: E402
 from render.plan import plan_scene  # noqa: E402
 from render.scene import load_scene  # noqa: E402
 from render.store import FrameStore  # noqa: E402
@@ -46,8 +46,8 @@ width = 1920
 height = 1080
 fps = 24
 frames = {frames}
-tile = 512
-tile_overlap = 64
+tile = {tile}
+tile_overlap = {overlap}
 [styles]
 ihc = "builtin:ihc"
 [start]
@@ -64,7 +64,7 @@ angle = 0.2
 class SleepWorker:
     """Stands in for FrameWorker: sleeps as long as a GPU would take, returns the start image."""
 
-    seconds_per_tile = 0.4  # for a 512x512 tile of 10 iterations; set by main()
+    seconds_per_megapixel = 1.5  # GPU seconds for 10 iterations on a megapixel; set by main()
 
     def __init__(self, styles, weights, device, threads) -> None:  # noqa: ANN001
         self.name = f"sleep:{os.getpid()}"
@@ -73,13 +73,14 @@ class SleepWorker:
         self, job: Job, start: np.ndarray | None, content: np.ndarray | None
     ) -> tuple[np.ndarray, dict]:
         h, w = job.size
-        seconds = self.seconds_per_tile * (h * w) / (512 * 512) * job.settings.iterations / 10
+        seconds = self.seconds_per_megapixel * (h * w) / 1e6 * job.settings.iterations / 10
         time.sleep(seconds)
-        image = job.region.crop(from_uint8(start)) if start is not None else torch.full((1, 3, h, w), 0.5)
+        image = region_of(start, job.region) if start is not None else torch.full((1, 3, h, w), 0.5)
         steps = job.settings.iterations
         record = {"seconds": seconds, "steps": steps, "planned": steps, "first_loss": 2.0, "loss": 1.0}
         return to_uint8(image), record | {"worker": self.name}
 
+    @ray.method(concurrency_group="poll")
     def progress(self) -> tuple[int, int, int, float]:
         return (-1, 0, 0, 0.0)
 
@@ -101,7 +102,8 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
     t = time.perf_counter()
     inputs = camera.advance(plans[1], from_uint8(frame))
     warp = time.perf_counter() - t
-    work = FrameWork(2, size, plan_settings(), inputs.init, inputs.content, (1.0,), seed=1)
+    o = scene.output
+    work = FrameWork(2, size, plan_settings(), inputs.init, inputs.content, (1.0,), 1, o.tile, o.tile_overlap)
     t = time.perf_counter()
     jobs, start, content = work.jobs(0, None)
     puts = [to_uint8(c) for c in (start, content) if c is not None]  # what goes to the object store
@@ -144,10 +146,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=int, default=7)
-    parser.add_argument("--tile-seconds", type=float, default=0.4)
+    parser.add_argument("--gpu-seconds", type=float, default=1.5, help="per megapixel and 10 iterations")
     parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
     args = parser.parse_args()
-    SleepWorker.seconds_per_tile = args.tile_seconds
+    SleepWorker.seconds_per_megapixel = args.gpu_seconds
     counts = [int(n) for n in args.workers.split(",")]
 
     # All simulated nodes run on this machine (Ray binds them to its own interface address; the
@@ -159,7 +163,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         scene_path = Path(tmp) / "zoom1080.toml"
-        scene_path.write_text(SCENE.format(frames=args.frames))
+        scene_path.write_text(SCENE.format(frames=args.frames, tile=args.tile, overlap=args.overlap))
         scene = load_scene(scene_path)
         for n in counts:
             out = Path(tmp) / f"w{n}.render"
@@ -184,9 +188,9 @@ def main() -> None:
     print(json.dumps({
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()} cpus, simulated {max(counts)}-node Ray cluster",
-        "frame": "1920x1080, tiles 512 overlap 64",
+        "frame": f"1920x1080, tiles {args.tile} overlap {args.overlap}",
         "tiles_per_frame": tiles,
-        "tile_seconds_512px": args.tile_seconds,
+        "gpu_seconds_per_megapixel_10_iterations": args.gpu_seconds,
         "scaling": results,
         "driver_per_frame": overhead,
     }, indent=2))  # fmt: skip

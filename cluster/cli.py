@@ -101,6 +101,9 @@ def still(
     ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: bf16 where native].")] = None,
     save_every: Annotated[int, typer.Option(help="Trajectory: keep every Nth iterate.")] = 1,
+    tile: Annotated[
+        int, typer.Option(help="Larger outputs are rendered in overlapping tiles of this size.")
+    ] = 512,
     trajectory: Annotated[Path | None, typer.Option(help="Write the optimisation as a video (.mp4).")] = None,
 ) -> None:
     """Stylise one image."""
@@ -137,6 +140,7 @@ def still(
             weights=weights,
             trajectory=trajectory,
             save_every=save_every,
+            tile=tile,
             overrides=overrides,
         )
         from .progress import progress_bar
@@ -252,7 +256,7 @@ def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a rende
             data = json.loads(live.read_text())
             typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
             for w in data["workers"]:
-                rate = 60 * w["jobs"] / w["busy_seconds"] if w["busy_seconds"] else 0.0
+                rate = 60 * w["jobs"] / max(1e-9, data["time"] - w["since"])
                 state = "left out" if w["excluded"] else (f"on {w['current']}" if w["current"] else "idle")
                 typer.echo(
                     f"  {w['name']}: {w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures, {state}"

@@ -58,8 +58,11 @@ class Frame:
         return self.round_complete and self.round + 1 == len(self.work.rounds)
 
 
+IN_FLIGHT = 3  # frames of one shot in flight at once
+
+
 class Flight:
-    """One shot's chain of frames: at most two in flight, the older one ahead."""
+    """One shot's chain of frames: up to IN_FLIGHT in flight, each reading the one before it."""
 
     def __init__(
         self,
@@ -81,7 +84,7 @@ class Flight:
 
     def open(self) -> list[Batch]:
         """Open the next frame if the chain allows it; return the jobs that can start."""
-        if self.next >= len(self.plans) or len(self.frames) >= 2:
+        if self.next >= len(self.plans) or len(self.frames) >= IN_FLIGHT:
             return []
         plan = self.plans[self.next]
         ahead = self.frames[-1] if self.frames else None
@@ -116,7 +119,8 @@ class Flight:
     def _ready(self, frame: Frame) -> list[Batch]:
         """Pipelined tiles of `frame` whose part of the previous frame is final: their jobs, each with
         its own start and content canvases (the size of the tile)."""
-        ahead = self.frames[0] if self.frames[0] is not frame else None
+        position = self.frames.index(frame)
+        ahead = self.frames[position - 1] if position else None  # None: the previous frame is finished
         batches = []
         for index in sorted(frame.waiting):
             src = frame.sources[index]

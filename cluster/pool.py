@@ -24,13 +24,17 @@ from render.job import Job, suspect
 
 MAX_FAILURES = 3  # per actor, before it is left out
 MAX_ATTEMPTS = 4  # per job, over all actors
+# Jobs queued at each actor: the next one is already there (its inputs on their way) when one
+# finishes, so an actor never waits for the driver to notice and dispatch.
+DEPTH = 2
 
 
 @dataclass
 class WorkerStats:
     name: str = "?"
     jobs: int = 0
-    busy_seconds: float = 0.0
+    busy_seconds: float = 0.0  # inside jobs, as the worker measured them
+    since: float = field(default_factory=time.time)  # when the worker was started
     failures: int = 0
     excluded: bool = False
     current: tuple[int, int, int] | None = None  # (frame, round, tile) in flight
@@ -67,8 +71,12 @@ class WorkerPool:
         return bool(self._queue or self._inflight)
 
     def _free(self) -> list[int]:
-        taken = {a for a, _, _ in self._inflight.values()}
-        return [i for i, s in enumerate(self.stats) if not s.excluded and i not in taken]
+        """Actors with room for another job, least loaded first."""
+        load = [0] * len(self.actors)
+        for a, _, _ in self._inflight.values():
+            load[a] += 1
+        live = [i for i, s in enumerate(self.stats) if not s.excluded]
+        return [i for depth in range(DEPTH) for i in live if load[i] == depth]
 
     def _dispatch(self) -> None:
         for actor in self._free():
@@ -87,10 +95,14 @@ class WorkerPool:
             if self._queue:
                 raise RuntimeError("every worker has failed; see the manifest's warnings")
             return []
-        ready, _ = ray.wait(list(self._inflight), num_returns=len(self._inflight), timeout=timeout)
+        # Wake at the first result, then take every other one already back: a worker waits for
+        # its next job only as long as the driver takes to notice, not a whole timeout.
+        ready, rest = ray.wait(list(self._inflight), num_returns=1, timeout=timeout)
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         done = []
         for ref in ready:
-            actor, pending, started = self._inflight.pop(ref)
+            actor, pending, _ = self._inflight.pop(ref)
             stats = self.stats[actor]
             stats.current = None
             try:
@@ -106,7 +118,7 @@ class WorkerPool:
                     self.actors[actor] = self.start()  # a fresh actor in its place
                 continue
             stats.jobs += 1
-            stats.busy_seconds += time.perf_counter() - started
+            stats.busy_seconds += record.get("seconds", 0.0)  # as the worker measured it
             stats.name = record.get("worker", stats.name)
             reason = suspect(pending.job, record)
             if reason and pending.suspicion is None:

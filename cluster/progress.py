@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 from rich.progress import (
@@ -61,7 +62,8 @@ def frame_bar(frames: int) -> Iterator[Callable]:
         task = bar.add_task("render", total=frames, frame="-", step="-", workers="")
 
         def update(s: object) -> None:
-            rates = [f"{60 * w.jobs / w.busy_seconds:.0f}" if w.busy_seconds else "-" for w in s.workers]
+            now = time.time()
+            rates = [f"{60 * w.jobs / max(1e-9, now - w.since):.0f}" for w in s.workers]
             bar.update(
                 task,
                 completed=s.done,

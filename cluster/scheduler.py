@@ -215,7 +215,11 @@ def _prefix(done: set[int]) -> int:
 def _submit(pool: WorkerPool, batches: list) -> None:
     """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
     for jobs, start, content in batches:
-        canvases = tuple(ray.put(to_uint8(c)) if c is not None else None for c in (start, content))
+        start_ref = ray.put(to_uint8(start)) if start is not None else None
+        content_ref = (
+            start_ref if content is start else ray.put(to_uint8(content)) if content is not None else None
+        )
+        canvases = (start_ref, content_ref)  # feedback content is the start itself: stored once
         for job in jobs:
             pool.submit(job, canvases)
 
@@ -232,7 +236,7 @@ def _status(flights: list[Flight], pool: WorkerPool, manifest: Manifest, done: i
 def _save_progress(outdir: Path, status: RenderStatus) -> None:
     workers = [
         {"name": w.name, "jobs": w.jobs, "busy_seconds": round(w.busy_seconds, 1), "failures": w.failures,
-         "excluded": w.excluded, "current": w.current}
+         "excluded": w.excluded, "current": w.current, "since": round(w.since, 1)}
         for w in status.workers
     ]  # fmt: skip
     data = {"time": time.time(), "done": status.done, "frames": status.frames, "active": status.active,

@@ -43,6 +43,7 @@ class FrameWorker:
         pixels, record = run_job(job, start, content, self.net, self.bank, self.device, report)
         return pixels, record | {"worker": self.name}
 
+    @ray.method(concurrency_group="poll")
     def progress(self) -> tuple[int, int, int, float]:
         return self._progress
 
@@ -62,10 +63,11 @@ def actor_factory(
     use_gpu = gpus > 0 and device in ("auto", "cuda")
     count = count or (gpus if use_gpu else 1)
     threads = 1 if use_gpu else max(1, min(node_cpus, cpus // count))  # an actor lives on one node
-    actor = ray.remote(actor_class).options(
+    # progress() answers from a concurrency group of its own while a job runs.
+    actor = ray.remote(concurrency_groups={"poll": 1})(actor_class).options(
         num_gpus=1 if use_gpu else 0,
         num_cpus=1 if use_gpu else min(threads, cpus / count),
-        max_concurrency=2,
+        max_concurrency=1,  # jobs run one at a time, in the order sent
         max_restarts=0,  # the pool starts a replacement itself and re-runs the lost job elsewhere
         max_task_retries=0,
     )

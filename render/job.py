@@ -59,7 +59,7 @@ def as_tensor(image: Tensor | np.ndarray | None) -> Tensor | None:
     return from_uint8(image) if isinstance(image, np.ndarray) else image
 
 
-def _region(canvas: Tensor | np.ndarray | None, region: Tile) -> Tensor | None:
+def region_of(canvas: Tensor | np.ndarray | None, region: Tile) -> Tensor | None:
     """A job's part of a canvas, as a tensor; a canvas of exactly the region's size is the region already.
     uint8 arrays (from Ray) are cropped before conversion, so a worker converts only its tile."""
     if canvas is None:
@@ -84,9 +84,9 @@ def run_job(
 
     Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks).
     """
-    init = _region(start, job.region)
+    init = region_of(start, job.region)
     native = job.settings.content_at_native_size  # superres: the low-res content is compared whole
-    content = as_tensor(content) if native else _region(content, job.region)
+    content = as_tensor(content) if native else region_of(content, job.region)
     seen: list[Progress] = []
 
     def callback(p: Progress) -> None:

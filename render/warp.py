@@ -46,21 +46,25 @@ IDENTITY = Camera()
 
 
 def _coords(matrix: Tensor, region: tuple[int, int, int, int]) -> Tensor:
-    """Source pixel coordinates (x, y) of the region's pixel centres, (h, w, 2) float64."""
+    """Source pixel coordinates (x, y) of the region's pixel centres, (h, w, 2).
+
+    float32 keeps a 8K frame's coordinates to about 1e-3 px, plenty for bicubic
+    sampling, at half the cost of float64; the 3×3 matrix itself stays float64.
+    """
     y0, x0, y1, x1 = region
-    ys, xs = torch.meshgrid(
-        torch.arange(y0, y1, dtype=torch.float64) + 0.5,
-        torch.arange(x0, x1, dtype=torch.float64) + 0.5,
-        indexing="ij",
-    )
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1) @ matrix.T
-    return pts[..., :2]
+    m = matrix.to(torch.float32)
+    xs = torch.arange(x0, x1, dtype=torch.float32) + 0.5
+    ys = torch.arange(y0, y1, dtype=torch.float32) + 0.5
+    # x' = a·x + b·y + c, y' = d·x + e·y + f, as outer sums: no (h, w, 3) @ (3, 3) product.
+    px = (m[0, 0] * xs)[None, :] + (m[0, 1] * ys + m[0, 2])[:, None]
+    py = (m[1, 0] * xs)[None, :] + (m[1, 1] * ys + m[1, 2])[:, None]
+    return torch.stack([px, py], dim=-1)
 
 
 def _fold(pts: Tensor, size: tuple[int, int], border: str) -> Tensor:
     """Bring coordinates from outside the frame inside: mirrored ("reflection") or clamped ("border")."""
     h, w = size
-    limits = torch.tensor([w, h], dtype=torch.float64)
+    limits = torch.tensor([w, h], dtype=pts.dtype)
     if border == "border":
         return torch.minimum(pts.clamp_min(0), limits)
     period = pts.remainder(2 * limits)
@@ -97,10 +101,10 @@ def warp_region(
     """
     h, w = size
     pts = _coords(matrix, region)
-    inside = ((pts >= 0) & (pts <= torch.tensor([w, h], dtype=torch.float64))).all(dim=-1)
+    inside = ((pts >= 0) & (pts <= torch.tensor([w, h], dtype=pts.dtype))).all(dim=-1)
     pts = _fold(pts, size, border)
     sh, sw = source.shape[-2:]
-    local = pts - torch.tensor([origin[1], origin[0]], dtype=torch.float64)
+    local = pts - torch.tensor([origin[1], origin[0]], dtype=pts.dtype)
     # grid_sample wants [-1, 1] across the source's edges (align_corners=False).
     grid = torch.stack([local[..., 0] / sw * 2 - 1, local[..., 1] / sh * 2 - 1], dim=-1)[None]
     warped = F.grid_sample(
