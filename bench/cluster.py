@@ -180,11 +180,8 @@ def main() -> None:
     base = results[counts[0]]["seconds_per_frame"] * counts[0]
     for n, r in results.items():
         r["efficiency"] = round(base / (n * r["seconds_per_frame"]), 3)
-    tiles = len(
-        FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), seed=1).jobs(
-            0, torch.zeros(1, 3, 1080, 1920)
-        )
-    )
+    blank = FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), 1, args.tile, args.overlap)
+    tiles = len(blank.tile_jobs(0))
     print(json.dumps({
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()} cpus, simulated {max(counts)}-node Ray cluster",
