@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .losses import GramLoss, WassersteinLoss, gram, mean_cov
+from .losses import GramLoss, WassersteinLoss
 
 Features = Callable[[Tensor, Sequence[str]], dict[str, Tensor]]
 
@@ -61,14 +61,68 @@ class StyleBank:
         kind = StyleLoss(kind)
         key = (index, long_side, tuple(layers), kind, variant)
         if key not in self._cache:
-            image = resize_long_side(self.images[index], long_side)
-            with torch.no_grad():
-                feats = features(image, layers)
-            if kind is StyleLoss.GRAM:
-                self._cache[key] = {n: (gram(f.float()),) for n, f in feats.items()}
-            else:
-                self._cache[key] = {n: mean_cov(f.float()) for n, f in feats.items()}
+            sums = _moments(features, self.images[index], long_side, layers)
+            stats = {}
+            for name, (s1, s2, n) in sums.items():
+                c = s1.numel()
+                if kind is StyleLoss.GRAM:
+                    stats[name] = (s2 / (c * n),)  # = gram(F) over the whole image
+                else:
+                    mean = s1 / n
+                    stats[name] = (mean, s2 / n - torch.outer(mean, mean))
+            self._cache[key] = stats
         return self._cache[key]
+
+
+STATS_TILE = 512  # style images larger than this are measured tile by tile
+_STRIDE = 16  # VGG-19's coarsest stride up to relu5_1: tile cores start on multiples of it
+
+
+@torch.no_grad()
+def _moments(
+    features: Features, image: Tensor, long_side: int, layers: Sequence[str]
+) -> dict[str, tuple[Tensor, Tensor, int]]:
+    """Σf, Σf·fᵀ and the count of feature vectors per layer, for `image` at `long_side`.
+
+    A large image (an 8K frame's style, say) is resized in uint8 and measured
+    in tiles whose cores partition it; each tile carries a margin so the
+    features counted are those of the whole image, bar edge effects beyond the
+    margin. Memory then depends on STATS_TILE, not on the size.
+    """
+    h, w = image.shape[-2:]
+    scale = long_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if max(size) <= 2 * STATS_TILE:
+        feats = features(resize(image, size), layers)
+        return {n: _sums(f.float()) for n, f in feats.items()}
+    big = F.interpolate((image * 255).round().byte(), size=size, mode="bilinear", antialias=True)
+    margin = 2 * _STRIDE
+    core = max(_STRIDE, STATS_TILE - 2 * margin)
+    out: dict[str, list] = {}
+    for y in range(0, size[0], core):
+        for x in range(0, size[1], core):
+            y0, x0 = max(0, y - margin), max(0, x - margin)
+            crop = big[..., y0 : min(size[0], y + core + margin), x0 : min(size[1], x + core + margin)]
+            feats = features(crop.float() / 255, layers)
+            for name, f in feats.items():
+                stride = crop.shape[-1] / f.shape[-1]
+                fy0, fx0 = round((y - y0) / stride), round((x - x0) / stride)
+                fy1 = round((min(size[0], y + core) - y0) / stride)
+                fx1 = round((min(size[1], x + core) - x0) / stride)
+                s1, s2, n = _sums(f[..., fy0:fy1, fx0:fx1].float())
+                if name in out:
+                    out[name][0] += s1
+                    out[name][1] += s2
+                    out[name][2] += n
+                else:
+                    out[name] = [s1, s2, n]
+    return {name: tuple(v) for name, v in out.items()}
+
+
+def _sums(f: Tensor) -> tuple[Tensor, Tensor, int]:
+    c = f.shape[1]
+    f = f.reshape(c, -1)  # (C, H·W)
+    return f.sum(dim=1), f @ f.T, f.shape[1]
 
 
 @dataclass
