@@ -95,8 +95,8 @@ def _moments(
     if max(size) <= 2 * STATS_TILE:
         feats = features(resize(image, size), layers)
         return {n: _sums(f.float()) for n, f in feats.items()}
-    big = F.interpolate((image * 255).round().byte(), size=size, mode="bilinear", antialias=True)
-    margin = 2 * _STRIDE
+    big = F.interpolate((image * 255).round().byte(), size=size, mode="bicubic", antialias=True)
+    margin = 4 * _STRIDE
     core = max(_STRIDE, STATS_TILE - 2 * margin)
     out: dict[str, list] = {}
     for y in range(0, size[0], core):
