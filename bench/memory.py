@@ -94,6 +94,8 @@ def main() -> None:
             cmd = [*stylereel, "still", "-c", str(big), "-s", "builtin:ihc", "-o", str(out),
                    "--size", str(WIDTH), "--iterations", str(args.iterations)]  # fmt: skip
             result["still"] = peak_memory(cmd)
+            # Said at once too, in case the scene runs past a time limit.
+            print(json.dumps({"still": result["still"]}), file=sys.stderr, flush=True)
         if not args.skip_scene:
             scene = Path(tmp) / "one.toml"
             scene.write_text(
