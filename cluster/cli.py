@@ -57,15 +57,25 @@ def still(
     ] = None,
     style: Annotated[
         list[str] | None,
-        typer.Option("--style", "-s", help="Style image[:WEIGHT], repeatable; weights are blend weights."),
+        typer.Option(
+            "--style",
+            "-s",
+            metavar="IMAGE[:WEIGHT]",
+            help="Style image, repeatable; weights blend the styles.",
+        ),
     ] = None,
-    mode: Annotated[str, typer.Option(help="transfer, reconstruct, superres or texture.")] = "transfer",
+    mode: Annotated[
+        str, typer.Option(metavar="MODE", help="transfer, reconstruct, superres or texture.")
+    ] = "transfer",
     size: Annotated[
         int | None,
         typer.Option(help="Long side of the output in pixels [default: 512; 4x the content for superres]."),
     ] = None,
     iterations: Annotated[
-        int | None, typer.Option(help="Iterations at the final scale (coarser scales get up to 4x).")
+        int | None,
+        typer.Option(
+            help="Iterations at the final scale; coarser scales get up to 4x [default: 60, reconstruct 300]."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same device, same image.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -88,16 +98,20 @@ def still(
     tv_weight: Annotated[
         float | None, typer.Option(help="Weight of the total-variation loss [default: 0].")
     ] = None,
-    style_loss: Annotated[str | None, typer.Option(help="gram or w2 (mean + covariance).")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="lbfgs or adam.")] = None,
+    style_loss: Annotated[
+        str | None, typer.Option(metavar="LOSS", help="gram or w2 (mean + covariance) [default: gram].")
+    ] = None,
+    optimizer: Annotated[
+        str | None, typer.Option(metavar="NAME", help="lbfgs or adam [default: lbfgs].")
+    ] = None,
     average: Annotated[
-        float | None, typer.Option(help="EMA decay of the iterates, e.g. 0.9 (0: off).")
+        float | None, typer.Option(help="EMA decay of the iterates, e.g. 0.9 [default: 0, off].")
     ] = None,
     normalize_gradients: Annotated[
         bool, typer.Option(help="Scale each layer's gradient to unit size.")
     ] = False,
     style_scale: Annotated[
-        float | None, typer.Option(help="Style image size relative to the output.")
+        float | None, typer.Option(help="Style image size relative to the output [default: 1].")
     ] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 or bf16 [default: bf16 where native].")] = None,
     save_every: Annotated[int, typer.Option(help="Trajectory: keep every Nth iterate.")] = 1,
@@ -227,9 +241,10 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
                        f"{c.translate_y:<7.4g} {p.iterations:<6d} {p.content}")  # fmt: skip
         o = loaded.output
         minutes = estimate_seconds(loaded, plans) / 60
+        typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         typer.echo(
-            f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps; "
-            f"about {minutes:.1f} min on a 2-core CPU in float32 (unmeasured guess for a GPU: 20-50x less)"
+            f"about {minutes:.1f} min on a 2-core CPU in float32, {minutes / 1.6:.1f} min in bf16 "
+            "(the default where the CPU has it); GPUs: not measured yet"
         )
 
 
@@ -267,7 +282,7 @@ def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a rende
 
 @app.command()
 def encode(outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")]) -> None:
-    """(Re-)encode the video from the frames on disk, e.g. after an interrupted render."""
+    """Encode the video again from the frames on disk (after an interrupted render, say)."""
     with _user_errors():
         from .encode import encode_frames
         from .manifest import Manifest

@@ -8,8 +8,8 @@ from .scene import Scene, SceneError, Shot
 from .schedule import Schedule, ScheduleError
 from .warp import Camera
 
-# Seconds per VGG-19 step per pixel on the reference 2-core CPU (0.56 s at 256x256, float32).
-CPU_SECONDS_PER_PIXEL_STEP = 0.56 / (256 * 256)
+# Seconds per engine step per pixel, 2-core CPU, float32 (0.265 s at 256x256: BENCHMARKS.md).
+CPU_SECONDS_PER_PIXEL_STEP = 0.265 / (256 * 256)
 
 
 CAMERA_KEYS = ("zoom", "angle", "translate_x", "translate_y", "center_x", "center_y")

@@ -146,7 +146,7 @@ def test_schema_and_plan_commands(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 + 6 + 1 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-1]
+    assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
     result = subprocess.run(
         [sys.executable, "-m", "cluster.cli", "plan", str(bad)], capture_output=True, text=True
