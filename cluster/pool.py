@@ -66,10 +66,6 @@ class WorkerPool:
         self._queue.append(_Pending(job, canvases))
         self._dispatch()
 
-    @property
-    def busy(self) -> bool:
-        return bool(self._queue or self._inflight)
-
     def _free(self) -> list[int]:
         """Actors with room for another job, least loaded first."""
         load = [0] * len(self.actors)

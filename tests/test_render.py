@@ -134,13 +134,22 @@ def test_a_corrupt_frame_in_the_middle_is_rerendered_with_everything_after(refer
         assert np.array_equal(mine, theirs)
 
 
-def test_a_changed_scene_is_refused_and_nothing_is_touched(reference, tmp_path):
+def render_over_reference(
+    reference, tmp_path, scene_text: str
+) -> tuple[subprocess.CompletedProcess, dict, Path]:
+    """Render `scene_text` into a copy of the reference output; return the result and the copy before."""
     scene = tmp_path / "scene.toml"
-    scene.write_text(SCENE.replace("angle = 1.5", "angle = 2.5"))
+    scene.write_text(scene_text)
     out = tmp_path / "scene.render"
     shutil.copytree(reference[1], out)
     before = snapshot(out)
-    result = cli("render", str(scene))
+    return cli("render", str(scene)), before, out
+
+
+def test_a_changed_scene_is_refused_and_nothing_is_touched(reference, tmp_path):
+    result, before, out = render_over_reference(
+        reference, tmp_path, SCENE.replace("angle = 1.5", "angle = 2.5")
+    )
     assert result.returncode == 2
     assert "camera.angle: 1.5 -> 2.5" in result.stderr and "--fresh" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -148,11 +157,8 @@ def test_a_changed_scene_is_refused_and_nothing_is_touched(reference, tmp_path):
 
 
 def test_a_bad_scene_changes_nothing_in_the_output_folder(reference, tmp_path):
-    scene = tmp_path / "scene.toml"
-    scene.write_text(SCENE.replace("frames = 8", "frames = 0"))
-    out = tmp_path / "scene.render"
-    shutil.copytree(reference[1], out)
-    before = snapshot(out)
-    result = cli("render", str(scene))
+    result, before, out = render_over_reference(
+        reference, tmp_path, SCENE.replace("frames = 8", "frames = 0")
+    )
     assert result.returncode == 2 and "output.frames: must be >= 1" in result.stderr
     assert snapshot(out) == before
