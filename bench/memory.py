@@ -36,31 +36,43 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def _rss_of_tree(root: int) -> int:
-    tree, total, stack = _children(), 0, [root]
+def _memory_of_tree(root: int) -> dict[int, tuple[int, int, str]]:
+    """pid -> (RSS, PSS, command line) of `root` and all its descendants. PSS splits shared pages
+    (Ray's object store, mapped libraries) between the processes that map them, so PSS sums to
+    what the processes together hold; summed RSS counts shared pages once per process."""
+    tree, out, stack = _children(), {}, [root]
     while stack:
         pid = stack.pop()
         stack += tree.get(pid, [])
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
+            fields = {}
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+                key, value = line.split(":", 1)
+                fields[key] = int(value.split()[0]) * 1024
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            out[pid] = (fields.get("Rss", 0), fields.get("Pss", 0), cmdline)
+        except (OSError, ValueError):
             pass
-    return total
+    return out
 
 
 def peak_memory(cmd: list[str]) -> dict:
+    """Run `cmd`; peaks of the summed RSS and PSS of its process tree, and of one worker's RSS."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = 0
+    rss = pss = worker = 0
     while proc.poll() is None:
-        peak = max(peak, _rss_of_tree(proc.pid))
+        tree = _memory_of_tree(proc.pid)
+        rss = max(rss, sum(r for r, _, _ in tree.values()))
+        pss = max(pss, sum(p for _, p, _ in tree.values()))
+        worker = max([worker] + [r for r, _, c in tree.values() if "FrameWorker" in c])
         time.sleep(0.2)
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
-    return {"peak_rss_gb": round(peak / 2**30, 3), "wall_s": round(time.perf_counter() - start, 1)}
+    gb = lambda n: round(n / 2**30, 3)  # noqa: E731
+    result = {"peak_rss_gb": gb(rss), "peak_pss_gb": gb(pss), "wall_s": round(time.perf_counter() - start, 1)}
+    return result | ({"peak_worker_rss_gb": gb(worker)} if worker else {})
 
 
 def main() -> None:

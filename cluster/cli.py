@@ -119,9 +119,35 @@ def still(
         int, typer.Option(help="Larger outputs are rendered in overlapping tiles of this size.")
     ] = 512,
     trajectory: Annotated[Path | None, typer.Option(help="Write the optimisation as a video (.mp4).")] = None,
+    patches: Annotated[
+        bool, typer.Option(help="Stochastic multiscale patches: any size, memory bounded by --patch-size.")
+    ] = False,
+    localized: Annotated[
+        bool,
+        typer.Option(
+            help="Localized style: each patch takes the style of the matching part (implies --patches)."
+        ),
+    ] = False,
+    patch_size: Annotated[
+        int, typer.Option(help="Working size of a patch (the long side the network sees).")
+    ] = 256,
+    patch_rounds: Annotated[int, typer.Option(help="Passes over the picture, each at a random scale.")] = 8,
+    patch_steps: Annotated[int, typer.Option(help="Optimiser steps per patch.")] = 10,
+    patch_scale_bias: Annotated[
+        float, typer.Option(help="Chance of each doubling of a patch's region (0: full resolution only).")
+    ] = 0.5,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Rounds between checkpoints (OUTPUT.checkpoint.png) of a long still.")
+    ] = 1,
+    fresh: Annotated[bool, typer.Option(help="Ignore a checkpoint and start over.")] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Run tiles/patches on this many Ray actors [default: in this process].")
+    ] = None,
+    address: Annotated[str | None, typer.Option(help="Run on the Ray cluster at this address.")] = None,
 ) -> None:
     """Stylise one image."""
     with _user_errors():
+        from render.patches import Patches
         from render.still import Mode, StillJob, render_still
 
         overrides = {
@@ -155,12 +181,24 @@ def still(
             trajectory=trajectory,
             save_every=save_every,
             tile=tile,
+            patches=Patches(patch_size, patch_rounds, patch_steps, patch_scale_bias, localized)
+            if patches or localized
+            else None,
+            checkpoint_every=checkpoint_every,
+            fresh=fresh,
             overrides=overrides,
         )
+        farm = None
+        if workers is not None or address is not None:
+            if workers is not None and workers < 1:
+                raise ValueError(f"--workers must be at least 1, not {workers}")
+            from .stills import ray_farm
+
+            farm = ray_farm(str(weights) if weights else None, device, workers, address)
         from .progress import progress_bar
 
         with progress_bar("still") as update:
-            render_still(job, update)
+            render_still(job, update, farm)
         typer.echo(str(output))
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from render.frames import Camerawork
 from render.images import from_uint8, to_uint8
 from render.job import Job
+from render.patches import PatchWork
 from render.plan import FramePlan
 from render.tiled import FrameWork
 from render.tiles import Tile, overlaps
@@ -35,7 +36,7 @@ Batch = tuple[list[Job], Tensor | None, Tensor | None]
 @dataclass
 class Frame:
     plan: FramePlan
-    work: FrameWork
+    work: FrameWork | PatchWork
     matrices: tuple[Tensor, Tensor]  # (step from the previous frame, cumulative) camera warps
     pipelined: bool
     round: int = 0
@@ -68,12 +69,14 @@ class Flight:
         self,
         plans: list[FramePlan],
         camera: Camerawork,
-        make_work: Callable[[FramePlan, Tensor | None, Tensor | None], FrameWork],
+        make_work: Callable[[FramePlan, Tensor | None, Tensor | None], FrameWork | PatchWork],
         tile: int,
         next_index: int = 0,
         previous: np.ndarray | None = None,
+        pipelining: bool = True,
     ) -> None:
         self.plans, self.camera, self.make_work, self.tile = plans, camera, make_work, tile
+        self.pipelining = pipelining  # patch frames re-draw their regions every round: no pipelining
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
         self.frames: list[Frame] = []
@@ -89,7 +92,7 @@ class Flight:
         plan = self.plans[self.next]
         ahead = self.frames[-1] if self.frames else None
         size = self.camera.size
-        pipelined = plan.local > 0 and max(size) > self.tile
+        pipelined = self.pipelining and plan.local > 0 and max(size) > self.tile
         if ahead is not None and not (pipelined and (ahead.pipelined or len(ahead.work.rounds) == 1)):
             return []  # needs the whole previous frame
         self.next += 1

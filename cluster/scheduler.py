@@ -31,6 +31,7 @@ from render.frames import Camerawork
 from render.images import load_image, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
+from render.patches import PatchWork
 from render.plan import FramePlan, plan_scene
 from render.scene import Scene
 from render.store import FrameStore
@@ -127,10 +128,13 @@ def render_scene(
 
     o = scene.output
 
-    def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> FrameWork:
+    def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> FrameWork | PatchWork:
         loss_weights = {"content_weight": plan.content_weight, "style_weight": plan.style_weight,
                         "tv_weight": plan.tv_weight}  # fmt: skip
         settings = frame_settings(base, plan.local, size, plan.iterations, **loss_weights)
+        if scene.patches is not None:
+            return PatchWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
+                             scene.patches)  # fmt: skip
         return FrameWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
                          tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
 
@@ -143,9 +147,9 @@ def render_scene(
             camera.skip(shot_plans[resume])
             resume += 1
         previous = store.read(shot_plans[resume - 1].index) if resume else None
-        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous))
+        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None))
 
-    _init_ray(address)
+    init_ray(address)
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
     video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
@@ -168,11 +172,11 @@ def render_scene(
         last_status = 0.0
         while not all(f.done for f in flights):
             for flight in flights:
-                _submit(pool, flight.open())
+                submit_batches(pool, flight.open())
             for job, pixels, record in pool.wait(POLL_SECONDS):
                 flight = next(f for f in flights if any(fr.plan.index == job.frame for fr in f.frames))
                 batches, finished = flight.result(job, pixels, record)
-                _submit(pool, batches)  # the next jobs go out before any writing
+                submit_batches(pool, batches)  # the next jobs go out before any writing
                 for plan, frame_pixels, frame_record in finished:
                     pending_writes.append(writer.submit(write, plan, frame_pixels, frame_record))
             for future in [f for f in pending_writes if f.done()]:
@@ -212,7 +216,7 @@ def _prefix(done: set[int]) -> int:
     return n
 
 
-def _submit(pool: WorkerPool, batches: list) -> None:
+def submit_batches(pool: WorkerPool, batches: list) -> None:
     """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
     for jobs, start, content in batches:
         start_ref = ray.put(to_uint8(start)) if start is not None else None
@@ -244,7 +248,7 @@ def _save_progress(outdir: Path, status: RenderStatus) -> None:
     write_text(outdir / PROGRESS_FILE, json.dumps(data, indent=1))
 
 
-def _init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}

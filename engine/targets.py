@@ -55,23 +55,43 @@ class StyleBank:
         layers: Sequence[str],
         kind: StyleLoss,
         variant: str = "",
+        box: Box | None = None,
     ) -> dict[str, tuple[Tensor, ...]]:
-        """Statistics of style `index` at `long_side`. `variant` keys anything else that changes
-        the features (the precision, say), so one bank can serve several networks."""
+        """Statistics of style `index` at `long_side`, or of its part `box` (localized style).
+        `variant` keys anything else that changes the features (the precision, say), so one bank
+        can serve several networks."""
         kind = StyleLoss(kind)
+        if box is not None:  # a moving patch's own region: used once, not cached
+            return _stats(_moments(features, *_crop(self.images[index], box, long_side), layers), kind)
         key = (index, long_side, tuple(layers), kind, variant)
         if key not in self._cache:
             sums = _moments(features, self.images[index], long_side, layers)
-            stats = {}
-            for name, (s1, s2, n) in sums.items():
-                c = s1.numel()
-                if kind is StyleLoss.GRAM:
-                    stats[name] = (s2 / (c * n),)  # = gram(F) over the whole image
-                else:
-                    mean = s1 / n
-                    stats[name] = (mean, s2 / n - torch.outer(mean, mean))
-            self._cache[key] = stats
+            self._cache[key] = _stats(sums, kind)
         return self._cache[key]
+
+
+Box = tuple[float, float, float, float]  # (top, left, bottom, right) as fractions of the image
+
+
+def _crop(image: Tensor, box: Box, long_side: int) -> tuple[Tensor, int]:
+    """The part of `image` inside `box`, and its long side when the whole image is seen at `long_side`."""
+    h, w = image.shape[-2:]
+    top, left, bottom, right = box
+    y0, x0 = min(h - 1, int(top * h)), min(w - 1, int(left * w))
+    y1, x1 = max(y0 + 1, round(bottom * h)), max(x0 + 1, round(right * w))
+    scale = long_side / max(h, w)
+    return image[..., y0:y1, x0:x1], max(1, round(max(y1 - y0, x1 - x0) * scale))
+
+
+def _stats(sums: dict[str, tuple[Tensor, Tensor, int]], kind: StyleLoss) -> dict[str, tuple[Tensor, ...]]:
+    stats = {}
+    for name, (s1, s2, n) in sums.items():
+        if kind is StyleLoss.GRAM:
+            stats[name] = (s2 / (s1.numel() * n),)  # = gram(F) over the whole image
+        else:
+            mean = s1 / n
+            stats[name] = (mean, s2 / n - torch.outer(mean, mean))
+    return stats
 
 
 STATS_TILE = 512  # style images larger than this are measured tile by tile
@@ -131,6 +151,7 @@ class StyleTargets:
 
     bank: StyleBank
     weights: Sequence[float] = field(default_factory=lambda: (1.0,))
+    box: Box | None = None  # localized style: the statistics of this part of each style image only
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.bank.images):
@@ -148,7 +169,9 @@ class StyleTargets:
         for i, w in enumerate(self.weights):
             if w == 0:
                 continue
-            for layer, stats in self.bank.stats(features, i, long_side, layers, kind, variant).items():
+            for layer, stats in self.bank.stats(
+                features, i, long_side, layers, kind, variant, self.box
+            ).items():
                 parts = blended.setdefault(layer, [torch.zeros_like(s) for s in stats])
                 for acc, s in zip(parts, stats, strict=True):
                     acc.add_(s, alpha=w / total)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from engine.stylize import Progress, Settings, stylize
 from engine.targets import StyleBank, StyleTargets
@@ -30,7 +31,11 @@ class Job:
     style_weights: tuple[float, ...]
     settings: Settings
     seed: int  # the job's own seed: its pixels depend on nothing else
-    canvas: int | None = None  # long side of the whole frame, when this is a tile of it
+    canvas: int | None = None  # long side of the whole frame (as the network sees it), for a tile or patch
+    work: tuple[int, int] | None = (
+        None  # a patch: the size its region is resampled to, and its change returned
+    )
+    style_box: tuple[float, float, float, float] | None = None  # localized style: the style's matching part
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -38,7 +43,7 @@ class Job:
 
     @property
     def size(self) -> tuple[int, int]:
-        return self.region.size
+        return self.work or self.region.size
 
 
 def job_seed(scene_seed: int, frame: int, round_: int = 0, tile: int = 0) -> int:
@@ -71,6 +76,22 @@ def region_of(canvas: Tensor | np.ndarray | None, region: Tile) -> Tensor | None
     return as_tensor(canvas)
 
 
+def resize_uint8(canvas: Tensor | np.ndarray, region: Tile, size: tuple[int, int]) -> Tensor:
+    """`region` of a canvas on the uint8 grid, resampled to `size` in uint8: (1, 3, *size) float.
+    Working in uint8 keeps a worker's memory at a quarter of the region's float size."""
+    if isinstance(canvas, Tensor):
+        canvas = to_uint8(region.crop(canvas))
+    else:
+        canvas = canvas[region.y0 : region.y1, region.x0 : region.x1]
+    pixels = torch.from_numpy(np.ascontiguousarray(canvas)).permute(2, 0, 1)[None]
+    small = (
+        F.interpolate(pixels, size=size, mode="bicubic", antialias=True)
+        if pixels.shape[-2:] != size
+        else pixels
+    )
+    return small.float().div(255).contiguous()
+
+
 def run_job(
     job: Job,
     start: Tensor | np.ndarray | None,
@@ -82,11 +103,16 @@ def run_job(
 ) -> tuple[np.ndarray, dict]:
     """Run a job on its region of the round's `start` and `content` canvases (None: noise / no content).
 
-    Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks).
+    Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks); for a patch, its
+    change at working size as float16 instead.
     """
-    init = region_of(start, job.region)
-    native = job.settings.content_at_native_size  # superres: the low-res content is compared whole
-    content = as_tensor(content) if native else region_of(content, job.region)
+    if job.work is not None:  # a patch sees its region at 2^-k; the resampling is in uint8, like the canvases
+        init = resize_uint8(start, job.region, job.work) if start is not None else None
+        content = resize_uint8(content, job.region, job.work) if content is not None else None
+    else:
+        init = region_of(start, job.region)
+        native = job.settings.content_at_native_size  # superres: the low-res content is compared whole
+        content = as_tensor(content) if native else region_of(content, job.region)
     seen: list[Progress] = []
 
     def callback(p: Progress) -> None:
@@ -100,7 +126,7 @@ def run_job(
     styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
     out = stylize(
         content.to(device) if content is not None else None,
-        StyleTargets(bank, job.style_weights) if styled else None,
+        StyleTargets(bank, job.style_weights, job.style_box) if styled else None,
         job.settings,
         features=features,
         init=init.to(device) if init is not None else None,
@@ -115,7 +141,11 @@ def run_job(
         record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
         record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
     record["nan"] = bool(torch.isnan(out).any())
-    return to_uint8(out.nan_to_num(0.0)), record
+    out = out.nan_to_num(0.0)
+    if job.work is not None:
+        change = (out - init) if init is not None else out
+        return change[0].permute(1, 2, 0).to(torch.float16).cpu().numpy(), record
+    return to_uint8(out), record
 
 
 def suspect(job: Job, record: dict) -> str | None:

@@ -103,4 +103,6 @@ def estimate_seconds(scene: Scene, plans: list[FramePlan], speedup: float = 1.0)
     pixels = scene.output.width * scene.output.height
     # A shot's first frame goes coarse to fine: about three scales' worth of work.
     steps = sum(p.iterations * (12 if p.local == 0 else 1) for p in plans)
+    if scene.patches is not None:  # every round covers the frame once, at full resolution at most
+        steps = len(plans) * scene.patches.rounds * scene.patches.steps
     return steps * pixels * CPU_SECONDS_PER_PIXEL_STEP / speedup

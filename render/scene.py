@@ -11,12 +11,14 @@ import difflib
 import hashlib
 import json
 import tomllib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .fields import option
 from .images import resolve
+from .patches import Patches
 from .schedule import Schedule, ScheduleError
 
 CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9")
@@ -26,69 +28,75 @@ class SceneError(ValueError):
     """A scene file that cannot be used; the message names the file and key."""
 
 
-def _f(default: Any, kind: str, doc: str, **rules: Any) -> Any:
-    return field(default=default, metadata={"kind": kind, "doc": doc, **rules})
-
-
 @dataclass(frozen=True)
 class Output:
-    width: int = _f(256, "int", "Frame width in pixels (even).", min=16, even=True)
-    height: int = _f(144, "int", "Frame height in pixels (even).", min=16, even=True)
-    fps: str = _f("24", "fraction", "Frames per second: a number or a fraction such as 24000/1001.")
-    frames: int | None = _f(None, "int", "Number of frames (or give seconds).", min=1)
-    seconds: float | None = _f(None, "float", "Length in seconds (or give frames).", min=0, exclusive=True)
-    codec: str = _f("libx264", "choice", "Video codec.", choices=CODECS)
-    crf: int = _f(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
-    pix_fmt: str = _f("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
-    tile: int = _f(
+    width: int = option(256, "int", "Frame width in pixels (even).", min=16, even=True)
+    height: int = option(144, "int", "Frame height in pixels (even).", min=16, even=True)
+    fps: str = option("24", "fraction", "Frames per second: a number or a fraction such as 24000/1001.")
+    frames: int | None = option(None, "int", "Number of frames (or give seconds).", min=1)
+    seconds: float | None = option(
+        None, "float", "Length in seconds (or give frames).", min=0, exclusive=True
+    )
+    codec: str = option("libx264", "choice", "Video codec.", choices=CODECS)
+    crf: int = option(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
+    pix_fmt: str = option("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
+    tile: int = option(
         512, "int", "Frames larger than this are rendered in overlapping tiles of this size.", min=64
     )
-    tile_overlap: int = _f(64, "int", "Overlap of neighbouring tiles, in pixels.", min=0)
+    tile_overlap: int = option(64, "int", "Overlap of neighbouring tiles, in pixels.", min=0)
 
 
 @dataclass(frozen=True)
 class Start:
-    content: str | None = _f(
+    content: str | None = option(
         None, "str", "Content image of frame 0 (path or builtin:NAME); none: pure texture."
     )
-    iterations: int = _f(
+    iterations: int = option(
         60, "int", "Iterations of frame 0 at its final scale (coarser scales get more).", min=1
     )
-    style: str | None = _f(None, "str", "Style of frame 0; default: the drift's (or [frames]) style at 0.")
+    style: str | None = option(
+        None, "str", "Style of frame 0; default: the drift's (or [frames]) style at 0."
+    )
 
 
 @dataclass(frozen=True)
 class Frames:
-    iterations: str = _f("12", "schedule", "Iterations of each later frame.")
-    content: str = _f("feedback", "choice", "Content of later frames.", choices=("feedback", "fixed", "none"))
-    style: str | None = _f(None, "str", "Style of every frame when there is no [drift]; default: the first.")
-    content_weight: str = _f("5", "schedule", "Content loss weight.")
-    style_weight: str = _f("100", "schedule", "Style loss weight.")
-    tv_weight: str = _f("0", "schedule", "Total-variation weight.")
-    interpolation: str = _f("linear", "choice", "Between keyframes.", choices=("linear", "cubic"))
+    iterations: str = option("12", "schedule", "Iterations of each later frame.")
+    content: str = option(
+        "feedback", "choice", "Content of later frames.", choices=("feedback", "fixed", "none")
+    )
+    style: str | None = option(
+        None, "str", "Style of every frame when there is no [drift]; default: the first."
+    )
+    content_weight: str = option("5", "schedule", "Content loss weight.")
+    style_weight: str = option("100", "schedule", "Style loss weight.")
+    tv_weight: str = option("0", "schedule", "Total-variation weight.")
+    interpolation: str = option("linear", "choice", "Between keyframes.", choices=("linear", "cubic"))
 
 
 @dataclass(frozen=True)
 class Drift:
-    styles: tuple[str, ...] = _f((), "names", "Style names in rotation order: 1, 2, 3, ..., 1 again.")
-    frames_per_style: int = _f(24, "int", "Frames each style leads for.", min=1)
-    crossfade: int = _f(8, "int", "Frames over which blend weights move to the next style.", min=0)
+    styles: tuple[str, ...] = option((), "names", "Style names in rotation order: 1, 2, 3, ..., 1 again.")
+    frames_per_style: int = option(24, "int", "Frames each style leads for.", min=1)
+    crossfade: int = option(8, "int", "Frames over which blend weights move to the next style.", min=0)
 
 
 @dataclass(frozen=True)
 class CameraSchedules:
-    zoom: str = _f("1", "schedule", "Zoom per frame (> 1 moves in).")
-    angle: str = _f("0", "schedule", "Rotation per frame in degrees, counter-clockwise.")
-    translate_x: str = _f("0", "schedule", "Shift per frame in pixels, + right.")
-    translate_y: str = _f("0", "schedule", "Shift per frame in pixels, + down.")
-    center_x: str = _f("0.5", "schedule", "Transform centre, fraction of the width.")
-    center_y: str = _f("0.5", "schedule", "Transform centre, fraction of the height.")
-    border: str = _f(
+    zoom: str = option("1", "schedule", "Zoom per frame (> 1 moves in).")
+    angle: str = option("0", "schedule", "Rotation per frame in degrees, counter-clockwise.")
+    translate_x: str = option("0", "schedule", "Shift per frame in pixels, + right.")
+    translate_y: str = option("0", "schedule", "Shift per frame in pixels, + down.")
+    center_x: str = option("0.5", "schedule", "Transform centre, fraction of the width.")
+    center_y: str = option("0.5", "schedule", "Transform centre, fraction of the height.")
+    border: str = option(
         "reflection", "choice", "Fill for pixels from outside the frame.", choices=("reflection", "content")
     )
 
 
-SECTIONS = {"output": Output, "start": Start, "frames": Frames, "drift": Drift, "camera": CameraSchedules}
+SECTIONS = {"output": Output, "start": Start, "frames": Frames, "drift": Drift, "camera": CameraSchedules,
+            "patches": Patches}  # fmt: skip
+OPTIONAL = ("drift", "patches")  # sections that are None when absent
 SHOT_SECTIONS = ("start", "frames", "drift", "camera")
 
 
@@ -114,6 +122,7 @@ class Scene:
     drift: Drift | None
     camera: CameraSchedules
     shots: tuple[Shot, ...] = ()  # from [[shot]] tables, or one shot made of the sections above
+    patches: Patches | None = None  # every frame as stochastic multiscale patches
 
     @property
     def base(self) -> Path:
@@ -188,7 +197,7 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
         raw = data.get(name)
         if raw is not None and not isinstance(raw, dict):
             raise SceneError(f"{where}: [{name}] must be a table")
-        sections[name] = None if (raw is None and name == "drift") else _section(raw or {}, cls, where, name)
+        sections[name] = None if (raw is None and name in OPTIONAL) else _section(raw or {}, cls, where, name)
     o = sections["output"]
     raw_shots = data.get("shot", [])
     if not isinstance(raw_shots, list) or not all(isinstance(x, dict) for x in raw_shots):
@@ -205,7 +214,7 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
         length = o.frames if o.frames is not None else max(1, round(o.seconds * Fraction(o.fps)))
         shots = (Shot(length, sections["start"], sections["frames"], sections["drift"], sections["camera"]),)
     scene = Scene(path, seed, o, styles, sections["start"], sections["frames"], sections["drift"],
-                  sections["camera"], shots)  # fmt: skip
+                  sections["camera"], shots, sections["patches"])  # fmt: skip
     _check_scene(scene, where)
     return scene
 
@@ -253,6 +262,9 @@ def _value(value: Any, meta: dict, where: str) -> Any:
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SceneError(f"{where}: expected a number, got {value!r}")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise SceneError(f"{where}: expected true or false, got {value!r}")
     elif kind in ("str", "choice"):
         if not isinstance(value, str):
             raise SceneError(f"{where}: expected a string, got {value!r}")
@@ -331,6 +343,7 @@ def json_schema() -> dict[str, Any]:
     kinds = {
         "int": {"type": "integer"},
         "float": {"type": "number"},
+        "bool": {"type": "boolean"},
         "str": {"type": "string"},
         "fraction": {"type": ["number", "string"]},
         "schedule": {

@@ -12,11 +12,17 @@ from torch import Tensor
 from engine.stylize import Progress, Settings
 from engine.targets import StyleBank, resize
 
+from .checkpoint import Checkpoint, digest
 from .images import check_output_path, load_image, save_image, to_uint8
 from .job import Job, run_job
 from .network import auto_precision, load_network, resolve_device
-from .tiled import DEFAULT_TILE, FrameWork, run_frame_serially
+from .patches import Patches, PatchWork
+from .tiled import DEFAULT_TILE, FrameWork, RoundRunner, run_frame, serially
 from .video import VideoWriter
+
+# Runs rounds elsewhere (on Ray actors): given the style images and a hook called with each finished
+# job's record, returns the round runner.
+Farm = Callable[[list[Tensor], Callable[[dict], None]], RoundRunner]
 
 
 class Mode(StrEnum):
@@ -54,6 +60,9 @@ class StillJob:
     trajectory: Path | None = None
     save_every: int = 1
     tile: int = DEFAULT_TILE  # larger outputs are rendered in overlapping tiles of this size
+    patches: Patches | None = None  # stochastic multiscale patches, localized style
+    checkpoint_every: int = 1  # rounds between checkpoints of a still with several rounds
+    fresh: bool = False  # ignore a checkpoint
     overrides: dict = field(default_factory=dict)  # Settings fields set on the command line
 
     def __post_init__(self) -> None:
@@ -63,6 +72,14 @@ class StillJob:
             raise ValueError(f"--tile must be at least 64 pixels, not {self.tile}")
         if self.save_every <= 0:
             raise ValueError(f"--save-every must be positive, not {self.save_every}")
+        if self.checkpoint_every <= 0:
+            raise ValueError(f"--checkpoint-every must be positive, not {self.checkpoint_every}")
+        if self.patches is not None and self.mode in (Mode.SUPERRES, Mode.RECONSTRUCT):
+            raise ValueError(
+                f"--patches and --localized work with transfer and texture, not --mode {self.mode}"
+            )
+        if self.patches is not None and self.trajectory is not None:
+            raise ValueError("--trajectory works on one tile, not with --patches or --localized")
         needs_content = self.mode in (Mode.TRANSFER, Mode.RECONSTRUCT, Mode.SUPERRES)
         if needs_content and self.content is None:
             raise ValueError(f"--mode {self.mode} needs --content")
@@ -92,8 +109,12 @@ def output_size(job: StillJob, content: Tensor | None, style: Tensor | None) -> 
     return max(1, round(h * long_side / max(h, w))), max(1, round(w * long_side / max(h, w)))
 
 
-def render_still(job: StillJob, progress: Callable[[Progress], None] | None = None) -> Tensor:
-    """Run a still job end to end; every input is checked before any compute."""
+def render_still(
+    job: StillJob, progress: Callable[[Progress], None] | None = None, farm: Farm | None = None
+) -> Tensor:
+    """Run a still job end to end, in this process or on `farm`; every input is checked before any
+    compute. A still of several rounds (tiled or patches) checkpoints beside the output and continues
+    from there when run again."""
     check_output_path(job.output)
     if job.trajectory is not None and job.trajectory.suffix.lower() not in (".mp4", ".mkv", ".mov", ".webm"):
         raise ValueError(f"--trajectory {job.trajectory}: use a .mp4, .mkv, .mov or .webm file")
@@ -103,7 +124,7 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     init_image = load_image(job.init) if job.init not in ("auto", "content", "noise") else None
     settings = settings_for(job, device)
     size = output_size(job, content, styles[0] if styles else None)
-    tiled = max(size) > job.tile
+    tiled = max(size) > job.tile and job.patches is None
     if tiled and job.mode is Mode.SUPERRES:
         raise ValueError(f"--mode superres works on one tile: keep --size at most --tile ({job.tile})")
     if tiled and job.trajectory is not None:
@@ -115,10 +136,18 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     if job.mode is Mode.RECONSTRUCT:
         settings = replace(settings, min_size=max(size))  # one scale
     weights = tuple(w for _, w in job.styles)
-    work = FrameWork(0, size, settings, _init(job, init_image, content, size), content, weights, job.seed,
-                     tile=max(job.tile, settings.min_size))  # fmt: skip
-    bank = StyleBank([s.to(device) for s in styles]) if styles else None
-    total, done = work.steps(), 0
+    init = _init(job, init_image, content, size)
+    if job.patches is not None:
+        work = PatchWork(0, size, settings, init, content, weights, job.seed, job.patches)
+    else:
+        work = FrameWork(
+            0, size, settings, init, content, weights, job.seed, tile=max(job.tile, settings.min_size)
+        )
+    checkpoint = Checkpoint(job.output, digest(work.size, settings, weights, job.seed, job.patches, job.tile,
+                                               device, job.weights, init, content, *styles))  # fmt: skip
+    first, canvas = (0, None) if job.fresh else checkpoint.load()
+    total = work.steps()
+    done = sum(work.round_steps(k) for k in range(first))
     writer = VideoWriter(job.trajectory, size[1], size[0]) if job.trajectory is not None else None
 
     def callback(p: Progress) -> None:
@@ -127,14 +156,29 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
         if progress is not None:
             progress(replace(p, step=done + p.step, steps=total))
 
+    def finished(record: dict) -> None:  # a job done on the farm
+        nonlocal done
+        done += record["steps"]
+        if progress is not None:
+            progress(Progress(done, total, 0, size, record.get("loss") or 0.0, {}))
+
     def run(one: Job, start: Tensor | None, content: Tensor | None) -> tuple:
         nonlocal done
         result = run_job(one, start, content, network, bank, device, callback)
         done += result[1]["steps"]
         return result
 
+    def after_round(index: int, canvas: Tensor) -> None:
+        if len(work.rounds) > 1 and index + 1 < len(work.rounds) and (index + 1) % job.checkpoint_every == 0:
+            checkpoint.save(index, canvas)
+
+    if farm is not None:
+        run_round = farm(styles, finished)
+    else:
+        bank = StyleBank([s.to(device) for s in styles]) if styles else None
+        run_round = serially(run)
     try:
-        out, _ = run_frame_serially(work, run)
+        out = run_frame(work, run_round, first, canvas, after_round)
     except BaseException as e:
         if writer is not None:
             writer.close(e)
@@ -142,6 +186,7 @@ def render_still(job: StillJob, progress: Callable[[Progress], None] | None = No
     if writer is not None:
         writer.close()
     save_image(out, job.output)
+    checkpoint.remove()
     return out
 
 

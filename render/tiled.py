@@ -19,7 +19,7 @@ from torch import Tensor
 from engine.stylize import Settings, noise_like, scales, schedule
 from engine.targets import resize
 
-from .images import from_uint8
+from .images import from_uint8, to_uint8
 from .job import Job, job_seed
 from .tiles import Blender, Tile, grid, grid_offset
 
@@ -60,15 +60,16 @@ class FrameWork:
 
     def steps(self) -> int:
         """Loss evaluations over all rounds and tiles: the length of a progress bar."""
-        total = 0
-        for k, r in enumerate(self.rounds):
-            if r.tiled:
-                offset = grid_offset(self.seed, self.frame * 64 + k, self.tile, self.overlap)
-                total += r.iterations * len(grid(*r.size, self.tile, self.overlap, offset))
-            else:
-                n = len(scales(r.size, self.settings.min_size, self.settings.scale_step))
-                total += sum(schedule(r.iterations, n))
-        return total
+        return sum(self.round_steps(k) for k in range(len(self.rounds)))
+
+    def round_steps(self, index: int) -> int:
+        r = self.rounds[index]
+        if r.tiled:
+            offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
+            return r.iterations * len(grid(*r.size, self.tile, self.overlap, offset))
+        return sum(
+            schedule(r.iterations, len(scales(r.size, self.settings.min_size, self.settings.scale_step)))
+        )
 
     def jobs(self, index: int, canvas: Tensor | None) -> tuple[list[Job], Tensor | None, Tensor | None]:
         """Round `index`'s jobs and the canvases they crop from (start, content), given the canvas the
@@ -121,17 +122,33 @@ class FrameWork:
 
 
 Runner = Callable[[Job, Tensor | None, Tensor | None], tuple[np.ndarray, dict]]
+# Runs a round's jobs on their canvases (start, content); returns (region, result) pairs in job order.
+RoundRunner = Callable[[list[Job], Tensor | None, Tensor | None], list[tuple[Tile, np.ndarray]]]
+Work = FrameWork  # or a PatchWork: the same interface
 
 
-def run_frame_serially(work: FrameWork, run: Runner) -> tuple[Tensor, list[dict]]:
-    """Every round of a frame, one job after another, in this process (the still command)."""
-    canvas, records = None, []
-    for index in range(len(work.rounds)):
+def serially(run: Runner) -> RoundRunner:
+    """A round runner that runs each job in turn, in this process."""
+
+    def run_round(jobs: list[Job], start: Tensor | None, content: Tensor | None) -> list:
+        return [(job.region, run(job, start, content)[0]) for job in jobs]
+
+    return run_round
+
+
+def run_frame(
+    work: Work,
+    run_round: RoundRunner,
+    first: int = 0,
+    canvas: Tensor | None = None,
+    after_round: Callable[[int, Tensor], None] | None = None,
+) -> Tensor:
+    """Every round of a picture from round `first` on (resuming from `canvas`, the canvas after round
+    first - 1). Between rounds the canvas is on the uint8 grid, as a checkpoint or Ray would carry it,
+    so a resumed picture equals an uninterrupted one. `after_round(index, canvas)` can checkpoint."""
+    for index in range(first, len(work.rounds)):
         jobs, start, content = work.jobs(index, canvas)
-        results = []
-        for job in jobs:
-            pixels, record = run(job, start, content)
-            results.append((job.region, pixels))
-            records.append(record)
-        canvas = work.blend(index, results)
-    return canvas, records
+        canvas = from_uint8(to_uint8(work.blend(index, run_round(jobs, start, content))))
+        if after_round is not None:
+            after_round(index, canvas)
+    return canvas

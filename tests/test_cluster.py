@@ -112,3 +112,62 @@ def test_bad_weights_fail_at_once_without_retries(tmp_path):
     result = cli("render", str(scene), "--weights", str(bad))
     assert result.returncode == 2 and "cannot load weights" in result.stderr
     assert time.time() - started < 30
+
+
+def test_a_patch_still_on_ray_equals_the_one_in_process(tmp_path):
+    import ray
+    import torch
+
+    from cluster.stills import ray_farm
+    from render.patches import Patches
+    from render.still import StillJob, render_still
+
+    def job(name: str) -> StillJob:
+        return StillJob(
+            tmp_path / name,
+            content="builtin:astronaut",
+            styles=(("builtin:coffee", 1.0),),
+            size=80,
+            patches=Patches(size=32, rounds=3, steps=2, localized=True),
+            seed=1,
+        )
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count())  # as many as the one actor gets: results depend on it
+    try:
+        here = render_still(job("here.png"))
+        there = render_still(job("there.png"), farm=ray_farm(None, "cpu", 1, None))
+    finally:
+        torch.set_num_threads(threads)
+        ray.shutdown()
+    assert torch.equal(here, there)
+
+
+def test_a_patch_scene_renders_on_ray(tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text(PATCH_SCENE)
+    result = cli("render", str(scene), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "scene.render"
+    assert count_frames(out / "scene.mp4") == 3
+    frames = json.loads((out / "manifest.json").read_text())["frames"]
+    assert all(r["jobs"] > 2 for r in frames.values())  # 2 rounds of several patches each
+
+
+PATCH_SCENE = """
+[output]
+width = 96
+height = 64
+frames = 3
+[styles]
+coffee = "builtin:coffee"
+[start]
+content = "builtin:astronaut"
+[camera]
+zoom = 1.04
+[patches]
+size = 32
+rounds = 2
+steps = 2
+localized = true
+"""

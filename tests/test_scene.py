@@ -58,6 +58,13 @@ def test_drift_cycles_and_crossfades_smoothly():
     assert 0 < weights[2][1] < weights[3][1] < 1  # handing over from style 0 to 1
 
 
+def test_patches_section(tmp_path):
+    assert load_scene(write(tmp_path, GOOD)).patches is None
+    scene = load_scene(write(tmp_path, GOOD + "[patches]\nsize = 64\nlocalized = true\n"))
+    assert scene.patches.size == 64 and scene.patches.localized and scene.patches.rounds == 8
+    assert scene.resolved()["patches.localized"] is True
+
+
 def test_seconds_and_fraction_fps(tmp_path):
     scene = load_scene(write(tmp_path, GOOD.replace("frames = 6", "seconds = 2")))
     assert scene.frame_count == round(2 * 24000 / 1001)
@@ -96,6 +103,9 @@ def test_seconds_and_fraction_fps(tmp_path):
         ("seed = 1", "seed = -1", "seed: expected a whole number >= 0"),
         ("[output]", "[outptu]", "unknown key outptu; did you mean output?"),
         ("width = 48", "width = 48\nwidth = 50", "not valid TOML"),
+        ("zoom = 1.05", "zoom = 1.05\n[patches]\nsize = 8", "patches.size: must be >= 32"),
+        ("zoom = 1.05", "zoom = 1.05\n[patches]\nlocalized = 1", "patches.localized: expected true or false"),
+        ("zoom = 1.05", "zoom = 1.05\n[patches]\nscale_bias = 2", "patches.scale_bias: must be <= 1"),
     ],
 )
 def test_bad_scenes_name_file_key_and_frame(tmp_path, old, new, message):
@@ -121,6 +131,7 @@ def test_schema_describes_every_key():
         "frames",
         "drift",
         "camera",
+        "patches",
         "shot",
     }
     zoom = schema["properties"]["camera"]["properties"]["zoom"]

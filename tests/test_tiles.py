@@ -9,7 +9,7 @@ from engine.stylize import Settings
 from engine.targets import StyleBank
 from render.images import load_image
 from render.job import run_job
-from render.tiled import FrameWork, run_frame_serially
+from render.tiled import FrameWork, run_frame, serially
 from render.tiles import Blender, grid, grid_offset
 
 
@@ -67,7 +67,7 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
         work = FrameWork(
             1, (128, 192), settings, content.clone(), content, (1.0,), seed=4, tile=tile, overlap=overlap
         )
-        out, _ = run_frame_serially(work, lambda job, start, c: run_job(job, start, c, vgg, bank))
+        out = run_frame(work, serially(lambda job, start, c: run_job(job, start, c, vgg, bank)))
         return out, [job.region for job in work.jobs(0, content)[0]]
 
     whole, _ = render(512)

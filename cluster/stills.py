@@ -1,0 +1,41 @@
+"""A still's rounds on Ray actors: every job of a round (tiles, or patches) in flight at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from torch import Tensor
+
+from render.job import Job
+from render.still import Farm
+from render.tiles import Tile
+
+from .pool import WorkerPool
+from .scheduler import init_ray, submit_batches
+from .worker import actor_factory
+
+POLL_SECONDS = 0.1
+
+
+def ray_farm(weights: str | None, device: str, workers: int | None, address: str | None) -> Farm:
+    """A farm on local Ray (or the cluster at `address`), its actors started when the still begins."""
+
+    def start(styles: list[Tensor], finished: Callable[[dict], None]) -> Callable:
+        init_ray(address)
+        pool = WorkerPool(*actor_factory(styles, weights, device, workers))
+
+        def run_round(
+            jobs: list[Job], start: Tensor | None, content: Tensor | None
+        ) -> list[tuple[Tile, np.ndarray]]:
+            submit_batches(pool, [(jobs, start, content)])
+            results: dict[int, np.ndarray] = {}
+            while len(results) < len(jobs):
+                for job, pixels, record in pool.wait(POLL_SECONDS):
+                    results[job.tile] = pixels
+                    finished(record)
+            return [(job.region, results[job.tile]) for job in jobs]
+
+        return run_round
+
+    return start
