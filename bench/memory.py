@@ -60,19 +60,22 @@ def peak_memory(cmd: list[str]) -> dict:
     """Run `cmd`; peaks of the summed RSS and PSS of its process tree, and of one worker's RSS."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = pss = worker = 0
+    rss = pss = worker = worker_pss = 0
     while proc.poll() is None:
         tree = _memory_of_tree(proc.pid)
         rss = max(rss, sum(r for r, _, _ in tree.values()))
         pss = max(pss, sum(p for _, p, _ in tree.values()))
         worker = max([worker] + [r for r, _, c in tree.values() if "FrameWorker" in c])
+        worker_pss = max([worker_pss] + [p for _, p, c in tree.values() if "FrameWorker" in c])
         time.sleep(0.2)
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
     gb = lambda n: round(n / 2**30, 3)  # noqa: E731
     result = {"peak_rss_gb": gb(rss), "peak_pss_gb": gb(pss), "wall_s": round(time.perf_counter() - start, 1)}
-    return result | ({"peak_worker_rss_gb": gb(worker)} if worker else {})
+    return result | (
+        {"peak_worker_rss_gb": gb(worker), "peak_worker_pss_gb": gb(worker_pss)} if worker else {}
+    )
 
 
 def main() -> None:

@@ -48,14 +48,19 @@ def run(args: list[str], threads: int) -> float:
 
 
 def memory(tmp: Path, workers: int) -> dict:
+    """The same patches on a 1024 and a 4096 canvas: a worker's peak should not grow with the canvas."""
+    return {f"{side}x{side}": memory_at(tmp, workers, side) for side in (1024, 4096)}
+
+
+def memory_at(tmp: Path, workers: int, side: int) -> dict:
     from PIL import Image
 
     from engine.stylize import Settings
     from render.images import builtin_images
     from render.patches import Patches, PatchWork
 
-    side, patch, rounds, steps, seed = 4096, 512, 3, 2, 0
-    content = tmp / "rocket4k.png"
+    patch, rounds, steps, seed = 512, 3, 2, 0
+    content = tmp / f"rocket{side}.png"
     Image.open(builtin_images()["rocket"]).convert("RGB").resize((side, side), Image.BICUBIC).save(content)
     cmd = [*STYLEREEL, "still", "-c", str(content), "-s", "builtin:ihc", "-o", str(tmp / "big.png"),
            "--size", str(side), "--patches", "--patch-size", str(patch), "--patch-rounds", str(rounds),

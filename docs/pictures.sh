@@ -49,3 +49,19 @@ for i, f in enumerate(frames):
 strip.save(sys.argv[2], quality=85)
 PY
 done
+
+# Large pictures: localized style (texture from a photo, with and without) and a patch still.
+stylereel still --mode texture -s builtin:astronaut -o "$out/texture_global.jpg" --size 320 \
+  --patches --patch-size 80 --patch-rounds 6
+stylereel still --mode texture -s builtin:astronaut -o "$out/texture_localized.jpg" --size 320 \
+  --localized --patch-size 80 --patch-rounds 6
+stylereel still -c builtin:chelsea -s builtin:ihc -o "$out/patches.jpg" --size 900 --patches --patch-rounds 6 --workers 2
+python - "$out" <<'PY'
+import sys
+from PIL import Image
+from render.images import builtin_images
+out = sys.argv[1]
+Image.open(builtin_images()["astronaut"]).convert("RGB").resize((320, 320), Image.LANCZOS).save(f"{out}/astronaut.jpg", quality=85)
+big = Image.open(f"{out}/patches.jpg")
+big.crop((300, 100, 620, 420)).save(f"{out}/patches_crop.jpg", quality=90)
+PY

@@ -61,6 +61,17 @@ def test_still_writes_the_image_and_the_trajectory(tmp_path):
         ["--mode", "superres", "-c", "builtin:chelsea", "-s", "builtin:coffee", "--size", "64"],
         ["--mode", "texture", "-s", "builtin:coffee"],
         [
+            "--mode",
+            "texture",
+            "-s",
+            "builtin:coffee",
+            "--localized",
+            "--patch-size",
+            "32",
+            "--patch-rounds",
+            "2",
+        ],
+        [
             "-c",
             "builtin:chelsea",
             "-s",
@@ -111,6 +122,13 @@ def _bad_inputs(tmp_path):
         (["-c", ok, "-s", ok, "--mode", "dream"], "--mode dream: choose one of"),
         (["-c", ok, "-s", ok, "--weights", str(text)], "cannot load weights"),
         (["-s", ok], "needs --content"),
+        (["-c", ok, "-s", ok, "--patches", "--patch-size", "8"], "--patch-size) must be at least 32"),
+        (
+            ["-c", ok, "-s", ok, "--localized", "--patch-scale-bias", "2"],
+            "--patch-scale-bias) must be in [0, 1]",
+        ),
+        (["-c", ok, "--mode", "reconstruct", "--patches"], "not --mode reconstruct"),
+        (["-c", ok, "-s", ok, "--patches", "--workers", "0"], "--workers must be at least 1"),
     ]
 
 
