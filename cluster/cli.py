@@ -228,6 +228,62 @@ def score(
 
 
 @app.command()
+def metrics(
+    target: Annotated[Path, typer.Argument(help="A render's output folder, or a video file.")],
+    style: Annotated[
+        str | None, typer.Option("--style", "-s", help="Also score each frame against this style.")
+    ] = None,
+    size: Annotated[int, typer.Option(help="Long side frames are scored at (with --style).")] = 256,
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG plot [default: TARGET/metrics.png, VIDEO.metrics.png].")
+    ] = None,
+    per_frame: Annotated[
+        Path | None, typer.Option(help="Also write every frame's figures to this JSON file.")
+    ] = None,
+) -> None:
+    """Print JSON: temporal warping error, flicker, luminance and saturation drift (and style); plot them."""
+    with _user_errors():
+        from render import metrics as m
+        from render.atomic import write_text
+
+        if target.is_dir():
+            if not (target / "manifest.json").is_file():
+                raise ValueError(f"{target}: not a render folder (no manifest.json)")
+            frames, known, default_plot = m.rendered_frames(target), True, target / "metrics.png"
+        elif target.is_file():
+            frames, known, default_plot = (
+                m.video_frames(target),
+                False,
+                target.with_name(target.name + ".metrics.png"),
+            )
+        else:
+            raise ValueError(f"{target}: no such folder or video")
+        score_style = None
+        if style is not None:
+            from engine.score import score
+            from render.images import from_uint8, load_image
+            from render.network import load_network
+
+            net, target_style = load_network(), load_image(style)
+
+            def score_style(pixels):
+                return score(from_uint8(pixels), None, target_style, net, long_side=size)["style"]
+
+        try:
+            figures = m.measure(frames, known, score_style)
+        except Exception as e:  # a broken video or frame is the user's input
+            if isinstance(e, ValueError):
+                raise
+            raise ValueError(f"{target}: cannot read frames ({e})") from None
+        if len(figures) < 2:
+            raise ValueError(f"{target}: needs at least two frames")
+        m.plot(figures, plot or default_plot, str(target))
+        if per_frame is not None:
+            write_text(per_frame, json.dumps(m.as_json(figures), indent=1))
+        typer.echo(json.dumps(m.summary(figures)))
+
+
+@app.command()
 def render(
     scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")],
     output: Annotated[

@@ -16,10 +16,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import reduce
 
 import numpy as np
+import torch
 from torch import Tensor
 
+from render.cadence import is_key, tweens
 from render.frames import Camerawork
 from render.images import from_uint8, to_uint8
 from render.job import Job
@@ -49,6 +52,10 @@ class Frame:
     )  # tile -> previous-frame region
     revealed: list[float] = field(default_factory=list)  # per tile: share of pixels the camera brought in
     started: float = field(default_factory=time.perf_counter)
+    # With a cadence: the plans of the frames since the previous keyframe, and each one's camera step
+    # (this frame's own step last).
+    between: list[FramePlan] = field(default_factory=list)
+    steps: list[Tensor] = field(default_factory=list)
 
     @property
     def round_complete(self) -> bool:
@@ -74,9 +81,15 @@ class Flight:
         next_index: int = 0,
         previous: np.ndarray | None = None,
         pipelining: bool = True,
+        finish: Callable[[FramePlan, np.ndarray], np.ndarray] | None = None,
+        cadence: int = 1,
     ) -> None:
         self.plans, self.camera, self.make_work, self.tile = plans, camera, make_work, tile
-        self.pipelining = pipelining  # patch frames re-draw their regions every round: no pipelining
+        # Patch frames re-draw their regions every round, and colour coherence needs the whole frame:
+        # neither can be pipelined.
+        self.pipelining = pipelining and finish is None and cadence == 1
+        self.cadence = cadence  # optimise every cadence-th frame, warp the ones between
+        self.finish = finish  # applied to each finished frame before anything reads it
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
         self.frames: list[Frame] = []
@@ -95,12 +108,24 @@ class Flight:
         pipelined = self.pipelining and plan.local > 0 and max(size) > self.tile
         if ahead is not None and not (pipelined and (ahead.pipelined or len(ahead.work.rounds) == 1)):
             return []  # needs the whole previous frame
+        between, steps = [], []
+        while self.cadence > 1 and not is_key(
+            plan.local, len(self.plans) + self.plans[0].local, self.cadence
+        ):
+            between.append(plan)  # made from the keyframes either side once the next one is done
+            steps.append(self.camera.step(plan)[0])
+            self.next += 1
+            plan = self.plans[self.next]
         self.next += 1
         matrices = self.camera.step(plan)
+        steps.append(matrices[0])
+        if between:  # the keyframe starts from the previous keyframe, carried along all the steps
+            matrices = (reduce(torch.matmul, steps), matrices[1])
         if not pipelined:
             previous = from_uint8(self.previous) if self.previous is not None else None
             inputs = self.camera.inputs(plan, matrices, previous)
-            frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices, False)
+            frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices, False,
+                          between=between, steps=steps)  # fmt: skip
             if inputs.mask is not None:
                 frame.revealed.append(1 - float(inputs.mask.mean()))
             self.frames.append(frame)
@@ -157,8 +182,18 @@ class Flight:
         finished = []
         while self.frames and self.frames[0].complete:
             done = self.frames.pop(0)
-            self.previous = to_uint8(done.work.blend(done.round, self._ordered(done)))
-            finished.append((done.plan, self.previous, frame_record(done)))
+            pixels = to_uint8(done.work.blend(done.round, self._ordered(done)))
+            if self.finish is not None:
+                pixels = self.finish(done.plan, pixels)
+            if done.between:
+                made = tweens(from_uint8(self.previous), from_uint8(pixels), done.steps)
+                keys = [done.between[0].index - 1, done.plan.index]  # warped from these keyframes
+                for plan, image, step in zip(done.between, made, done.steps, strict=False):
+                    record = {"seconds": 0.0, "finished": round(time.time(), 3), "jobs": 0, "workers": [],
+                              "tween": keys, "step": _listed(step)}  # fmt: skip
+                    finished.append((plan, to_uint8(image), record))
+            self.previous = pixels
+            finished.append((done.plan, pixels, frame_record(done)))
         for later in self.frames:
             if later.pipelined and later.waiting:
                 batches += self._ready(later)
@@ -181,10 +216,16 @@ def frame_record(frame: Frame) -> dict:
         "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
     }
     if len(records) == 1:
-        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "steps")}
+        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "temporal", "steps")}
     warnings = [r["warning"] for r in records if "warning" in r]
     if warnings:
         record["warnings"] = warnings
+    if frame.plan.local > 0:  # the exact camera step from the previous frame, for `stylereel metrics`
+        record["step"] = _listed(frame.steps[-1] if frame.steps else frame.matrices[0])
     if frame.revealed:  # share of pixels the camera brought in (tiles: their mean)
         record["revealed"] = round(sum(frame.revealed) / len(frame.revealed), 4)
     return record
+
+
+def _listed(matrix: Tensor) -> list[list[float]]:
+    return [[round(v, 9) for v in row] for row in matrix.tolist()]

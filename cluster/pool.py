@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,12 @@ MAX_ATTEMPTS = 4  # per job, over all actors
 # Jobs queued at each actor: the next one is already there (its inputs on their way) when one
 # finishes, so an actor never waits for the driver to notice and dispatch.
 DEPTH = 2
+# A suspect result (NaN, an early stop, a rising loss) is re-run with another seed, then with twice
+# the iterations; the seeds are derived, so a rerun repeats itself wherever it runs.
+RERUNS = (
+    lambda job: replace(job, seed=(job.seed * 6364136223846793005 + 1442695040888963407) % 2**63),
+    lambda job: replace(job, settings=replace(job.settings, iterations=2 * job.settings.iterations)),
+)
 
 
 @dataclass
@@ -46,7 +52,7 @@ class _Pending:
     canvases: tuple  # object refs of the round's (start, content) canvases, or None
     attempts: int = 0
     avoid: int | None = None  # actor that failed it, if another can take it
-    suspicion: str | None = None
+    suspicions: list[str] = field(default_factory=list)  # why each rerun was needed
 
 
 @dataclass
@@ -117,16 +123,20 @@ class WorkerPool:
             stats.busy_seconds += record.get("seconds", 0.0)  # as the worker measured it
             stats.name = record.get("worker", stats.name)
             reason = suspect(pending.job, record)
-            if reason and pending.suspicion is None:
-                pending.suspicion, pending.avoid = reason, actor
-                self._queue.appendleft(pending)  # once more, elsewhere if possible
+            if reason and len(pending.suspicions) < len(RERUNS):
+                pending.suspicions.append(reason)
+                pending.avoid = actor
+                pending.job = RERUNS[len(pending.suspicions) - 1](pending.job)
+                self._queue.appendleft(pending)  # at once, elsewhere if possible
                 continue
+            if pending.suspicions:
+                record["reruns"] = pending.suspicions  # the manifest says why
             if reason:
-                record["warning"] = f"{reason} (also on a second run)"
+                record["warning"] = f"{reason} (also after {len(RERUNS)} reruns)"
                 self.warnings.append(
                     f"frame {pending.job.frame} tile {pending.job.tile}: {record['warning']}"
                 )
-            record["attempts"] = pending.attempts + 1 + (pending.suspicion is not None)
+            record["attempts"] = pending.attempts + 1 + len(pending.suspicions)
             done.append((pending.job, pixels, record))
         self._dispatch()
         return done

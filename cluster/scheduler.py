@@ -17,7 +17,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,14 +26,17 @@ import ray
 from torch import Tensor
 
 from engine.stylize import Settings
+from engine.targets import resize_long_side
 from render.atomic import write_text
+from render.cadence import is_key
+from render.coherence import Stats, blend_stats, lab_stats, match
 from render.frames import Camerawork
 from render.images import load_image, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
 from render.patches import PatchWork
-from render.plan import FramePlan, plan_scene
-from render.scene import Scene
+from render.plan import FRAME_KEYS, FramePlan, plan_scene
+from render.scene import Frames, Scene
 from render.store import FrameStore
 from render.tiled import FrameWork
 from render.video import VideoWriter
@@ -129,9 +132,10 @@ def render_scene(
     o = scene.output
 
     def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> FrameWork | PatchWork:
-        loss_weights = {"content_weight": plan.content_weight, "style_weight": plan.style_weight,
-                        "tv_weight": plan.tv_weight}  # fmt: skip
+        loss_weights = {k: getattr(plan, k) for k in FRAME_KEYS[1:]}
+        frames = scene.shots[plan.shot].frames
         settings = frame_settings(base, plan.local, size, plan.iterations, **loss_weights)
+        settings = replace(settings, preserve_colors=frames.preserve_colors, average=frames.average)
         if scene.patches is not None:
             return PatchWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
                              scene.patches)  # fmt: skip
@@ -141,13 +145,20 @@ def render_scene(
     flights = []
     for number, shot in enumerate(scene.shots):
         shot_plans = [p for p in plans if p.shot == number]
-        camera = Camerawork(size, starts[number], shot.camera.border)
-        resume = 0
+        camera = Camerawork(size, starts[number], shot.camera.border, shot.frames.anchor)
+        resume, cadence = 0, shot.frames.cadence
         while resume < len(shot_plans) and shot_plans[resume].index in done:
-            camera.skip(shot_plans[resume])
             resume += 1
+        while resume and not is_key(resume - 1, len(shot_plans), cadence):
+            resume -= 1  # a cadence restarts from a keyframe; the frames after it come out the same
+            done.discard(shot_plans[resume].index)
+            manifest.frames.pop(shot_plans[resume].index, None)
+        for plan in shot_plans[:resume]:
+            camera.skip(plan)
         previous = store.read(shot_plans[resume - 1].index) if resume else None
-        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None))
+        finish = coherence(shot.frames, shot_plans[0].index, store, styles)
+        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None,
+                              finish, cadence))  # fmt: skip
 
     init_ray(address)
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
@@ -201,6 +212,28 @@ def render_scene(
         manifest.warnings = pool.warnings
         manifest.save(outdir)
     return outdir / manifest.video
+
+
+def coherence(frames: Frames, first: int, store: FrameStore, styles: list[Tensor]) -> Callable | None:
+    """What colour coherence does to each finished frame of a shot, or None when it is off."""
+    if frames.color_coherence <= 0:
+        return None
+    style_stats = [lab_stats(to_uint8(resize_long_side(s, 256))) for s in styles]
+    reference: dict[str, Stats] = {}
+
+    def finish(plan: FramePlan, pixels: np.ndarray) -> np.ndarray:
+        if plan.local == 0:  # the start frame is the reference, not matched
+            reference["first"] = lab_stats(pixels)
+            return pixels
+        if frames.color_reference == "first":
+            if "first" not in reference:  # resumed: the shot's first frame is on disk
+                reference["first"] = lab_stats(store.read(first))
+            target = reference["first"]
+        else:
+            target = blend_stats(style_stats, plan.style_weights)
+        return match(pixels, target, frames.color_coherence)
+
+    return finish
 
 
 def write_existing(video: VideoWriter, store: FrameStore, done: set[int]) -> None:

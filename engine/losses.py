@@ -148,3 +148,9 @@ def tv_loss(x: Tensor) -> Tensor:
     dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
     dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean()
     return dx + dy
+
+
+def temporal_loss(x: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared difference to `target` over the pixels `mask` (1, 1, H, W) marks as carried over
+    (Ruder et al.'s short-term temporal loss), in pixel units: 1e-4 is a 1 % RMS change."""
+    return (mask * (x - target).pow(2)).sum() / (3 * mask.sum()).clamp_min(1.0)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from .color import preserve_colors
-from .losses import ContentLoss, normalize_grad, tv_loss
+from .losses import ContentLoss, normalize_grad, temporal_loss, tv_loss
 from .targets import Features, StyleLoss, StyleTargets, resize
 from .vgg import check_layers
 
@@ -39,6 +39,8 @@ class Settings:
     style_loss: StyleLoss = StyleLoss.GRAM
     style_scale: float = 1.0  # style image long side relative to the output's, at every scale
     tv_weight: float = 0.0
+    # Temporal loss against the warped previous frame over the pixels carried over (video frames).
+    temporal_weight: float = 0.0
     optimizer: Optimizer = Optimizer.LBFGS
     lr: float = 0.02  # Adam only, in [0, 1] pixel units
     iterations: int = 100  # at the final scale; coarser scales get more, see `schedule`
@@ -57,7 +59,7 @@ class Settings:
         for name, kind in (("style_loss", StyleLoss), ("optimizer", Optimizer), ("precision", Precision)):
             object.__setattr__(self, name, kind(getattr(self, name)))
         check_layers(self.content_layers + self.style_layers)
-        for name in ("content_weight", "style_weight", "tv_weight", "lr", "style_scale"):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight", "lr", "style_scale"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)}")
         if self.style_layer_weights is not None:
@@ -125,6 +127,7 @@ def stylize(
     canvas: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
+    temporal: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Optimise an image whose features match `content` and whose statistics match `style_targets`.
 
@@ -132,6 +135,8 @@ def stylize(
     image, or None for noise. size: output (H, W); default the content's.
     canvas: long side of the whole picture when this call optimises one tile
     of it, so the style is seen at the picture's scale, not the tile's.
+    temporal: (target (1, 3, H, W), mask (1, 1, H, W)) for the temporal loss, when
+    settings.temporal_weight > 0: the warped previous frame and where it is valid.
     Returns (1, 3, H, W) in [0, 1]. Same inputs and generator seed on the
     same device give the same result.
     """
@@ -154,6 +159,8 @@ def stylize(
         avg = resize(avg, scale_size) if avg is not None else None
         style_side = round((canvas or max(size)) * max(scale_size) / max(size) * settings.style_scale)
         objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side)
+        if temporal is not None and settings.temporal_weight > 0:
+            objective.temporal = tuple(resize(t, scale_size) for t in temporal)
 
         def report(
             evals: int, loss: Tensor, terms: dict, image: Tensor, k: int = k, start: int = done
@@ -248,6 +255,7 @@ class _Objective:
         lw = s.style_layer_weights or (1.0,) * len(s.style_layers)
         self.layer_weights = {n: w / sum(lw) for n, w in zip(s.style_layers, lw, strict=True)}
         self.layers = list(self.style_losses)
+        self.temporal: tuple[Tensor, Tensor] | None = None  # (target, mask) at this scale
         if self.content_size is None:
             self.layers += [n for n in self.content_losses if n not in self.layers]
 
@@ -279,4 +287,8 @@ class _Objective:
             tv = tv_loss(x)
             total = total + s.tv_weight * tv
             terms["tv"] = tv.item()
+        if self.temporal is not None:
+            temporal = temporal_loss(x, *self.temporal)
+            total = total + s.temporal_weight * temporal
+            terms["temporal"] = temporal.item()
         return total, terms

@@ -15,7 +15,9 @@ from .warp import warp_region
 
 @dataclass
 class FrameInputs:
-    init: Tensor | None  # (1, 3, H, W) start of the optimisation; None: noise
+    # (1, 3, H, W) start of the optimisation; None: noise. With the temporal loss, (1, 4, H, W):
+    # the 4th channel is the mask, and the start (the warped previous frame) is also its target.
+    init: Tensor | None
     content: Tensor | None  # (1, 3, H, W) content target; None: style only
     # (1, 1, H, W): 1 where the previous frame reaches, 0 where the camera revealed new pixels
     mask: Tensor | None
@@ -24,8 +26,11 @@ class FrameInputs:
 class Camerawork:
     """Carries the camera along a shot: each frame's step and the cumulative warp for fixed content."""
 
-    def __init__(self, size: tuple[int, int], start_content: Tensor | None, border: str) -> None:
+    def __init__(
+        self, size: tuple[int, int], start_content: Tensor | None, border: str, anchor: float = 0.0
+    ) -> None:
         self.size = size  # (H, W)
+        self.anchor = anchor  # share of the fixed content in feedback content
         self.start = resize(start_content, size) if start_content is not None else None
         self.border = border
         self.total = torch.eye(3, dtype=torch.float64)  # output of frame t -> pixels of the shot's frame 0
@@ -56,12 +61,16 @@ class Camerawork:
             return FrameInputs(start, start, None)
         step, total = matrices
         fixed = None
-        if self.start is not None and (plan.content == "fixed" or self.border == "content"):
+        if self.start is not None and (plan.content == "fixed" or self.border == "content" or self.anchor):
             fixed = warp_region(self.start, (0, 0), total, region, self.size, "border")[0]
         init, mask = warp_region(previous, origin, step, region, self.size, "reflection")
         if self.border == "content" and fixed is not None:
             init = init * mask + fixed * (1 - mask)
         content = {"feedback": init, "fixed": fixed, "none": None}[plan.content]
+        if self.anchor and plan.content == "feedback":  # a mild pull back toward the original content
+            content = torch.lerp(init, fixed, self.anchor)
+        if plan.temporal_weight > 0:  # the mask travels with the start, as its 4th channel
+            init = torch.cat([init, mask], dim=1)
         return FrameInputs(init, content, mask)
 
     def advance(self, plan: FramePlan, previous: Tensor | None) -> FrameInputs:

@@ -113,6 +113,10 @@ def run_job(
         init = region_of(start, job.region)
         native = job.settings.content_at_native_size  # superres: the low-res content is compared whole
         content = as_tensor(content) if native else region_of(content, job.region)
+    temporal = None
+    if init is not None and init.shape[1] == 4:  # the start's 4th channel: the pixels carried over
+        init, mask = init[:, :3], init[:, 3:]
+        temporal = (init.to(device), mask.to(device))
     seen: list[Progress] = []
 
     def callback(p: Progress) -> None:
@@ -134,6 +138,7 @@ def run_job(
         canvas=job.canvas,
         generator=torch.Generator().manual_seed(job.seed),
         callback=callback,
+        temporal=temporal,
     )
     record: dict = {"seconds": round(time.perf_counter() - start, 3)}
     record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}

@@ -157,7 +157,7 @@ class PatchWork:
             start = noise_like(small, generator, "cpu")
         start = quantise(resize(start, self.size))  # as through Ray (uint8): same pixels either way
         content = quantise(resize(self.content, self.size)) if self.content is not None else None
-        self._starts[index] = start
+        self._starts[index] = start[:, :3]  # a 4th channel (the temporal loss's mask) is only an input
         settings = replace(self.settings, iterations=r.iterations, min_size=max(r.work))
         h, w = self.size
         jobs = []

@@ -13,7 +13,7 @@ CPU_SECONDS_PER_PIXEL_STEP = 0.265 / (256 * 256)
 
 
 CAMERA_KEYS = ("zoom", "angle", "translate_x", "translate_y", "center_x", "center_y")
-FRAME_KEYS = ("iterations", "content_weight", "style_weight", "tv_weight")
+FRAME_KEYS = ("iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class FramePlan:
     content_weight: float
     style_weight: float
     tv_weight: float
+    temporal_weight: float = 0.0
 
 
 def drift_weights(t: int, n_styles: int, per_style: int, crossfade: int) -> list[float]:

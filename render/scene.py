@@ -71,7 +71,35 @@ class Frames:
     content_weight: str = option("5", "schedule", "Content loss weight.")
     style_weight: str = option("100", "schedule", "Style loss weight.")
     tv_weight: str = option("0", "schedule", "Total-variation weight.")
+    temporal_weight: str = option(
+        "0",
+        "schedule",
+        "Temporal loss weight: keep the pixels the camera carries over from the previous frame.",
+    )
     interpolation: str = option("linear", "choice", "Between keyframes.", choices=("linear", "cubic"))
+    cadence: int = option(
+        1, "int", "Optimise every Nth frame; warp the two keyframes around the others.", min=1
+    )
+    # Drift control for long feedback loops.
+    color_coherence: float = option(
+        0.0,
+        "float",
+        "Pull each frame's LAB mean and spread this far (0..1) toward color_reference's.",
+        min=0,
+        max=1,
+    )
+    color_reference: str = option(
+        "style", "choice", "Colour reference: the current style blend, or the shot's first frame.",
+        choices=("style", "first"),
+    )  # fmt: skip
+    preserve_colors: bool = option(False, "bool", "Luminance-only transfer: keep the content's colours.")
+    average: float = option(
+        0.0, "float", "EMA decay of the iterates (0: off); the average is the frame.", min=0, max=0.99
+    )
+    anchor: float = option(
+        0.0, "float", "Share (0..1) of start.content, seen through the camera, in the feedback content.",
+        min=0, max=1,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -322,6 +350,8 @@ def _check_scene(scene: Scene, where: str) -> None:
                 raise SceneError(f"{where}: {key}: no style named {name!r}{hint}")
         if shot.frames.content == "fixed" and shot.start.content is None:
             raise SceneError(f"{where}: {prefix}frames.content: 'fixed' needs start.content")
+        if shot.frames.anchor > 0 and (shot.start.content is None or shot.frames.content != "feedback"):
+            raise SceneError(f"{where}: {prefix}frames.anchor: needs start.content and feedback content")
         if shot.start.content is not None:
             _check_image(scene, f"{prefix}start.content", shot.start.content, where)
     o = scene.output

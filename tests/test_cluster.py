@@ -171,3 +171,40 @@ rounds = 2
 steps = 2
 localized = true
 """
+
+
+class _SuspectActor:
+    """Stands in for a worker: every result it returns contains NaN."""
+
+    class _Render:
+        def remote(self, job, start, content):
+            import ray
+
+            record = {"seconds": 0.1, "steps": job.settings.iterations, "planned": job.settings.iterations,
+                      "nan": True, "seed": job.seed}  # fmt: skip
+            return ray.put((np.zeros((*job.size, 3), np.uint8), record))
+
+    render = _Render()
+
+
+def test_a_suspect_result_is_rerun_with_another_seed_then_more_iterations():
+    import ray
+
+    from cluster.pool import WorkerPool
+    from engine.stylize import Settings
+    from render.job import Job
+    from render.tiles import Tile
+
+    ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
+    try:
+        pool = WorkerPool(_SuspectActor, 1)
+        pool.submit(Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11))
+        done = []
+        while not done:
+            done = pool.wait(1.0)
+    finally:
+        ray.shutdown()
+    ((job, _, record),) = done
+    assert record["reruns"] == ["result contains NaN"] * 2 and record["attempts"] == 3
+    assert record["seed"] != 11 and record["steps"] == 10  # another seed, then twice the iterations
+    assert "also after 2 reruns" in record["warning"] and pool.warnings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -33,6 +34,10 @@ content = "builtin:astronaut"
 iterations = 4
 [frames]
 iterations = 6
+temporal_weight = 500
+cadence = 2
+color_coherence = 0.5
+anchor = 0.1
 [drift]
 styles = ["coffee", "ihc"]
 frames_per_style = 4
@@ -78,6 +83,15 @@ def test_render_writes_frames_manifest_and_a_video_that_decodes(reference):
     frames = pixels(out)
     assert all(f.shape == (48, 64, 3) for f in frames)
     assert not np.array_equal(frames[0], frames[-1])  # the camera and the drift move the picture
+    records = json.loads((out / "manifest.json").read_text())["frames"]
+    assert records["1"]["tween"] == [0, 2] and records["2"]["jobs"] == 1 and records["2"]["temporal"] > 0
+    assert [t for t in range(FRAMES) if "tween" not in records[str(t)]] == [0, 2, 4, 6, 7]
+    metrics = cli("metrics", str(out), "--per-frame", str(out / "m.json"))
+    assert metrics.returncode == 0, metrics.stderr
+    figures = json.loads(metrics.stdout)
+    assert figures["frames"] == FRAMES and 0 < figures["warp_error"] < 0.1
+    assert (out / "metrics.png").stat().st_size > 1000
+    assert json.loads((out / "m.json").read_text())[0]["warp_error"] is None  # nothing before frame 0
 
 
 def test_encode_rebuilds_the_video(reference, tmp_path):
@@ -124,7 +138,7 @@ def test_a_corrupt_frame_in_the_middle_is_rerendered_with_everything_after(refer
     scene.write_text(SCENE)
     out = tmp_path / "scene.render"
     shutil.copytree(reference[1], out)
-    victim = out / "frames" / "000003.png"
+    victim = out / "frames" / "000004.png"  # after a tween: the render goes back to keyframe 2
     victim.write_bytes(victim.read_bytes()[:100])
     later = out / "frames" / "000006.png"
     later.write_bytes(b"")

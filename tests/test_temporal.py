@@ -1,0 +1,91 @@
+"""Movies that hold together: the temporal loss, cadence tweens, colour coherence, optical flow, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engine.stylize import Settings, stylize
+from render.cadence import is_key, tweens
+from render.coherence import lab_stats, match
+from render.flow import carried, warp_along
+from render.images import from_uint8, to_uint8
+from render.metrics import measure, summary
+from render.warp import Camera, warp
+from tests.conftest import smooth_image
+
+
+def test_the_temporal_loss_holds_carried_pixels_and_frees_the_rest(tiny):
+    content, target = smooth_image(1), smooth_image(2)
+    mask = torch.zeros(1, 1, 32, 40)
+    mask[..., :, :20] = 1  # the left half was carried over from the previous frame
+    settings = Settings(content_weight=1.0, style_weight=0.0, iterations=30, min_size=40, optimizer="adam",
+                        lr=0.05)  # fmt: skip
+
+    def run(weight: float) -> torch.Tensor:
+        return stylize(content, None, replace_weight(settings, weight), features=tiny, init=target,
+                       temporal=(target, mask))  # fmt: skip
+
+    free, held = run(0.0), run(1e4)
+    left = lambda x: (x - target)[..., :20].abs().mean()  # noqa: E731
+    assert left(held) < left(free) / 3  # held to the previous frame where it was carried over
+    right = lambda x: (x - target)[..., 20:].abs().mean()  # noqa: E731
+    assert right(held) > right(free) / 2  # and free to change where the camera revealed pixels
+
+
+def replace_weight(settings: Settings, weight: float) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, temporal_weight=weight)
+
+
+def test_keyframes_of_a_cadence():
+    assert [t for t in range(8) if is_key(t, 8, 3)] == [0, 3, 6, 7]
+    assert all(is_key(t, 5, 1) for t in range(5))
+
+
+def test_tweens_follow_the_camera_exactly():
+    # Keyframes three steps apart on a known camera: the frames between are the first keyframe
+    # carried along the camera (up to resampling), away from the pixels the camera reveals.
+    first = smooth_image(4, (64, 80))
+    step = Camera(zoom=1.03, angle=2.0).matrix(80, 64)
+    truth = [warp(first, torch.linalg.matrix_power(step, j))[0] for j in (1, 2, 3)]
+    made = tweens(first, truth[-1], [step] * 3)
+    assert len(made) == 2
+    for image, expected in zip(made, truth, strict=False):
+        inner = (..., slice(12, -12), slice(12, -12))
+        assert (image - expected)[inner].abs().mean() < 0.01
+
+
+def test_colour_coherence_moves_lab_statistics_to_the_reference():
+    dark = to_uint8(smooth_image(5, (48, 48)) * 0.4)
+    reference = lab_stats(to_uint8(smooth_image(6, (48, 48))))
+    full, half = match(dark, reference, 1.0), match(dark, reference, 0.5)
+    before, after = lab_stats(dark), lab_stats(full)
+    assert np.abs(after[0] - reference[0]).max() < 1.5 and np.abs(after[1] - reference[1]).max() < 1.5
+    middle = lab_stats(half)[0][0]
+    assert min(before[0][0], reference[0][0]) < middle < max(before[0][0], reference[0][0])
+    assert np.array_equal(match(dark, reference, 0.0), dark)
+
+
+def test_optical_flow_finds_a_shift_and_masks_what_left_the_frame():
+    image = to_uint8(smooth_image(7, (96, 128)))
+    moved = np.roll(image, 3, axis=1)  # the scene moves 3 px right
+    back, mask = carried(image, moved)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(back[inner][..., 0] + 3).mean() < 0.5 and np.abs(back[inner][..., 1]).mean() < 0.5
+    assert mask[inner].mean() > 0.9
+    assert np.abs(warp_along(image, back).astype(int) - moved.astype(int))[inner].mean() < 4
+
+
+def test_metrics_of_an_exact_camera_move_show_no_warp_error_and_no_drift():
+    first = smooth_image(8, (64, 80))
+    step = Camera(zoom=1.02).matrix(80, 64)
+    frames, image = [], first
+    for t in range(6):
+        frames.append((to_uint8(image), step.numpy() if t else None))
+        image = warp(image, step)[0]
+    figures = measure(frames, known_motion=True)
+    assert figures[0].warp_error is None and all(f.warp_error < 0.01 for f in figures[1:])
+    flat = [(to_uint8(from_uint8(frames[0][0]) * 0 + 0.5), None)] * 4
+    assert summary(measure(flat, known_motion=False))["luminance_drift"] == 0
