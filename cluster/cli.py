@@ -249,7 +249,9 @@ def metrics(
         if target.is_dir():
             if not (target / "manifest.json").is_file():
                 raise ValueError(f"{target}: not a render folder (no manifest.json)")
-            frames, known, default_plot = m.rendered_frames(target), True, target / "metrics.png"
+            scene = json.loads((target / "manifest.json").read_text()).get("scene", {})
+            known = not any(key.endswith("start.video") and value for key, value in scene.items())
+            frames, default_plot = m.rendered_frames(target), target / "metrics.png"
         elif target.is_file():
             frames, known, default_plot = (
                 m.video_frames(target),

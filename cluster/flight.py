@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from render.cadence import is_key, tweens
+from render.coherence import Coherence
 from render.frames import Camerawork
 from render.images import from_uint8, to_uint8
 from render.job import Job
@@ -56,6 +57,7 @@ class Frame:
     # (this frame's own step last).
     between: list[FramePlan] = field(default_factory=list)
     steps: list[Tensor] = field(default_factory=list)
+    colour: Callable[[np.ndarray], np.ndarray] | None = None  # colour coherence's map for this frame
 
     @property
     def round_complete(self) -> bool:
@@ -81,15 +83,15 @@ class Flight:
         next_index: int = 0,
         previous: np.ndarray | None = None,
         pipelining: bool = True,
-        finish: Callable[[FramePlan, np.ndarray], np.ndarray] | None = None,
+        coherence: Coherence | None = None,
         cadence: int = 1,
     ) -> None:
         self.plans, self.camera, self.make_work, self.tile = plans, camera, make_work, tile
-        # Patch frames re-draw their regions every round, and colour coherence needs the whole frame:
-        # neither can be pipelined.
-        self.pipelining = pipelining and finish is None and cadence == 1
+        # Patch frames re-draw their regions every round: they are not pipelined, nor are cadences
+        # (a keyframe reads a keyframe several steps back) or video shots (no camera to map regions).
+        self.pipelining = pipelining and cadence == 1 and camera.exact
         self.cadence = cadence  # optimise every cadence-th frame, warp the ones between
-        self.finish = finish  # applied to each finished frame before anything reads it
+        self.coherence = coherence
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
         self.frames: list[Frame] = []
@@ -128,6 +130,7 @@ class Flight:
                           between=between, steps=steps)  # fmt: skip
             if inputs.mask is not None:
                 frame.revealed.append(1 - float(inputs.mask.mean()))
+            frame.colour = self._colour(plan)
             self.frames.append(frame)
             return [self._round(frame, None)]
         frame = Frame(plan, self.make_work(plan, None, None), matrices, True)
@@ -136,8 +139,12 @@ class Flight:
             frame.waiting[job.tile] = job
             r = job.region
             frame.sources[job.tile] = source_region(matrices[0], (r.y0, r.x0, r.y1, r.x1), size)
+        frame.colour = self._colour(plan)
         self.frames.append(frame)
         return self._ready(frame)
+
+    def _colour(self, plan: FramePlan) -> Callable | None:
+        return self.coherence.map_for(plan.local, plan.style_weights) if self.coherence else None
 
     def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
         jobs, start, content = frame.work.jobs(frame.round, canvas)
@@ -160,6 +167,8 @@ class Flight:
                     continue
                 part = sorted((i, t) for i, t in ahead.tiles.items() if overlaps(t, window))
                 pixels = to_uint8(ahead.work.blend(0, ((t, ahead.results[i]) for i, t in part), window))
+                if ahead.colour is not None:  # pointwise: a window maps as the whole frame will
+                    pixels = ahead.colour(pixels)
             job = frame.waiting.pop(index)
             r = job.region
             inputs = self.camera.inputs(frame.plan, frame.matrices, from_uint8(pixels), src[:2],
@@ -183,8 +192,10 @@ class Flight:
         while self.frames and self.frames[0].complete:
             done = self.frames.pop(0)
             pixels = to_uint8(done.work.blend(done.round, self._ordered(done)))
-            if self.finish is not None:
-                pixels = self.finish(done.plan, pixels)
+            if done.colour is not None:
+                pixels = done.colour(pixels)
+            if self.coherence is not None:
+                self.coherence.seen(done.plan.local, pixels)
             if done.between:
                 made = tweens(from_uint8(self.previous), from_uint8(pixels), done.steps)
                 keys = [done.between[0].index - 1, done.plan.index]  # warped from these keyframes
@@ -192,8 +203,10 @@ class Flight:
                     record = {"seconds": 0.0, "finished": round(time.time(), 3), "jobs": 0, "workers": [],
                               "tween": keys, "step": _listed(step)}  # fmt: skip
                     finished.append((plan, to_uint8(image), record))
+                    if self.coherence is not None:
+                        self.coherence.seen(plan.local, finished[-1][1])
             self.previous = pixels
-            finished.append((done.plan, pixels, frame_record(done)))
+            finished.append((done.plan, pixels, frame_record(done, self.camera.exact)))
         for later in self.frames:
             if later.pipelined and later.waiting:
                 batches += self._ready(later)
@@ -205,7 +218,7 @@ class Flight:
         return [(frame.tiles[i], frame.results[i]) for i in sorted(frame.results)]
 
 
-def frame_record(frame: Frame) -> dict:
+def frame_record(frame: Frame, exact: bool = True) -> dict:
     records = frame.records
     record: dict = {
         "seconds": round(time.perf_counter() - frame.started, 3),
@@ -216,11 +229,15 @@ def frame_record(frame: Frame) -> dict:
         "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
     }
     if len(records) == 1:
-        record |= {k: v for k, v in records[0].items() if k in ("content", "style", "tv", "temporal", "steps")}
+        record |= {
+            k: v for k, v in records[0].items() if k in ("content", "style", "tv", "temporal", "steps")
+        }
     warnings = [r["warning"] for r in records if "warning" in r]
     if warnings:
         record["warnings"] = warnings
-    if frame.plan.local > 0:  # the exact camera step from the previous frame, for `stylereel metrics`
+    if (
+        frame.plan.local > 0 and exact
+    ):  # the exact camera step from the previous frame, for `stylereel metrics`
         record["step"] = _listed(frame.steps[-1] if frame.steps else frame.matrices[0])
     if frame.revealed:  # share of pixels the camera brought in (tiles: their mean)
         record["revealed"] = round(sum(frame.revealed) / len(frame.revealed), 4)

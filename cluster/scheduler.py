@@ -29,17 +29,18 @@ from engine.stylize import Settings
 from engine.targets import resize_long_side
 from render.atomic import write_text
 from render.cadence import is_key
-from render.coherence import Stats, blend_stats, lab_stats, match
+from render.coherence import Coherence, lab_stats
 from render.frames import Camerawork
-from render.images import load_image, to_uint8
+from render.images import load_image, resolve, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
 from render.patches import PatchWork
 from render.plan import FRAME_KEYS, FramePlan, plan_scene
-from render.scene import Frames, Scene
+from render.scene import Scene
 from render.store import FrameStore
 from render.tiled import FrameWork
-from render.video import VideoWriter
+from render.video import VideoWriter, count_frames
+from render.video_input import VideoSource, Videowork
 
 from .flight import Flight
 from .manifest import NAME as MANIFEST
@@ -115,6 +116,11 @@ def render_scene(
     plans = plan_scene(scene)  # every schedule is checked before any compute
     styles = [load_image(source, scene.base) for source in scene.styles.values()]
     starts = [load_image(s.start.content, scene.base) if s.start.content else None for s in scene.shots]
+    for shot in scene.shots:
+        if shot.start.video is not None and count_frames(resolve(shot.start.video, scene.base)) < shot.length:
+            raise ValueError(
+                f"{scene.path}: start.video: {shot.start.video} has fewer than {shot.length} frames"
+            )
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
     if weights is not None:
@@ -142,10 +148,14 @@ def render_scene(
         return FrameWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
                          tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
 
+    style_stats = [lab_stats(to_uint8(resize_long_side(s, 256))) for s in styles]
     flights = []
     for number, shot in enumerate(scene.shots):
         shot_plans = [p for p in plans if p.shot == number]
-        camera = Camerawork(size, starts[number], shot.camera.border, shot.frames.anchor)
+        if shot.start.video is not None:
+            camera = Videowork(size, VideoSource(resolve(shot.start.video, scene.base), size))
+        else:
+            camera = Camerawork(size, starts[number], shot.camera.border, shot.frames.anchor)
         resume, cadence = 0, shot.frames.cadence
         while resume < len(shot_plans) and shot_plans[resume].index in done:
             resume += 1
@@ -156,9 +166,11 @@ def render_scene(
         for plan in shot_plans[:resume]:
             camera.skip(plan)
         previous = store.read(shot_plans[resume - 1].index) if resume else None
-        finish = coherence(shot.frames, shot_plans[0].index, store, styles)
+        first = shot_plans[0].index
+        coherence = Coherence(shot.frames.color_coherence, shot.frames.color_reference, style_stats,
+                              lambda local, first=first: store.read(first + local))  # fmt: skip
         flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None,
-                              finish, cadence))  # fmt: skip
+                              coherence, cadence))  # fmt: skip
 
     init_ray(address)
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
@@ -212,28 +224,6 @@ def render_scene(
         manifest.warnings = pool.warnings
         manifest.save(outdir)
     return outdir / manifest.video
-
-
-def coherence(frames: Frames, first: int, store: FrameStore, styles: list[Tensor]) -> Callable | None:
-    """What colour coherence does to each finished frame of a shot, or None when it is off."""
-    if frames.color_coherence <= 0:
-        return None
-    style_stats = [lab_stats(to_uint8(resize_long_side(s, 256))) for s in styles]
-    reference: dict[str, Stats] = {}
-
-    def finish(plan: FramePlan, pixels: np.ndarray) -> np.ndarray:
-        if plan.local == 0:  # the start frame is the reference, not matched
-            reference["first"] = lab_stats(pixels)
-            return pixels
-        if frames.color_reference == "first":
-            if "first" not in reference:  # resumed: the shot's first frame is on disk
-                reference["first"] = lab_stats(store.read(first))
-            target = reference["first"]
-        else:
-            target = blend_stats(style_stats, plan.style_weights)
-        return match(pixels, target, frames.color_coherence)
-
-    return finish
 
 
 def write_existing(video: VideoWriter, store: FrameStore, done: set[int]) -> None:

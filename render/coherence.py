@@ -1,15 +1,22 @@
 """Colour coherence for long feedback loops: pull each frame's LAB statistics toward a reference.
 
 A zoom movie feeds every frame into the next, and small biases compound:
-images darken, colours burn. Matching each finished frame's per-channel LAB
-mean and spread (partly, by `strength`) to a reference stops that drift: the
-current style blend's statistics (so a drift movie still changes palette with
-its styles) or the shot's first frame's.
+images darken, colours burn. Matching each frame's per-channel LAB mean and
+spread (partly, by `strength`) to a reference stops that drift: the current
+style blend's statistics (so a drift movie still changes palette with its
+styles) or the shot's first frame's.
+
+The map for frame t is fixed from the statistics of frame t − LAG, which is
+finished before frame t starts even when tiled frames are pipelined; the map
+is pointwise, so it applies to each tile as it is blended, and frames do not
+depend on timing. With a gain below 1 the delayed loop is stable (the slowest
+mode of w_t = w_{t-1} - 0.25 w_{t-3} decays by 0.77 a frame).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 from skimage.color import lab2rgb, rgb2lab
@@ -33,11 +40,55 @@ def blend_stats(stats: Sequence[Stats], weights: Sequence[float]) -> Stats:
 
 def match(pixels: np.ndarray, reference: Stats, strength: float) -> np.ndarray:
     """`pixels` (uint8) with its LAB mean and spread moved `strength` of the way to `reference`'s."""
+    return remap(pixels, lab_stats(pixels), reference, strength)
+
+
+def remap(pixels: np.ndarray, source: Stats, reference: Stats, strength: float) -> np.ndarray:
+    """The pointwise LAB map that would move statistics `source` `strength` of the way to
+    `reference`, applied to `pixels` (uint8)."""
     if strength <= 0:
         return pixels
-    lab = rgb2lab(pixels)
-    mean, std = lab.reshape(-1, 3).mean(axis=0), lab.reshape(-1, 3).std(axis=0)
+    mean, std = source
     target_mean = mean + strength * (reference[0] - mean)
     target_std = std + strength * (reference[1] - std)
-    lab = (lab - mean) * (target_std / np.maximum(std, 1e-6)) + target_mean
+    lab = (rgb2lab(pixels) - mean) * (target_std / np.maximum(std, 1e-6)) + target_mean
     return (np.clip(lab2rgb(lab), 0, 1) * 255).round().astype(np.uint8)
+
+
+LAG = 3  # frames: at most IN_FLIGHT frames of a shot are in flight, so frame t - 3 is finished
+
+
+class Coherence:
+    """Colour coherence along one shot: each frame's pointwise colour map."""
+
+    def __init__(
+        self,
+        strength: float,
+        reference: str,  # "style" or "first"
+        style_stats: list[Stats],
+        read: Callable[[int], np.ndarray],  # a finished frame of the shot, by its index in the shot
+    ) -> None:
+        self.strength, self.reference, self.style_stats, self.read = strength, reference, style_stats, read
+        self._stats: dict[int, Stats] = {}
+
+    def stats(self, local: int) -> Stats:
+        if local not in self._stats:  # not seen in this run: resumed, so it is on disk
+            self._stats[local] = lab_stats(self.read(local))
+        return self._stats[local]
+
+    def seen(self, local: int, pixels: np.ndarray) -> None:
+        """A frame is finished (as written)."""
+        self._stats[local] = lab_stats(pixels)
+        self._stats.pop(local - 2 * LAG, None)
+
+    def map_for(
+        self, local: int, style_weights: Sequence[float]
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Frame `local`'s colour map, or None (the first LAG frames, or off)."""
+        if self.strength <= 0 or local < LAG:
+            return None
+        if self.reference == "first":
+            reference = self.stats(0)
+        else:
+            reference = blend_stats(self.style_stats, style_weights)
+        return partial(remap, source=self.stats(local - LAG), reference=reference, strength=self.strength)

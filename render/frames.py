@@ -26,6 +26,8 @@ class FrameInputs:
 class Camerawork:
     """Carries the camera along a shot: each frame's step and the cumulative warp for fixed content."""
 
+    exact = True  # the steps are the motion, exactly
+
     def __init__(
         self, size: tuple[int, int], start_content: Tensor | None, border: str, anchor: float = 0.0
     ) -> None:

@@ -1,7 +1,8 @@
 """Stochastic multiscale patches and localized style: pictures far larger than the network's working size.
 
-Each round draws a scale 2^k (k binomial) and a seeded grid offset, and
-covers the whole canvas with square regions of `size`·2^k pixels that
+Each round draws a scale 2^k (k binomial; the rounds then run coarse to
+fine, a round at 2^k taking min(4, 2^k) times the steps) and a seeded grid
+offset, and covers the whole canvas with square regions of `size`·2^k pixels that
 overlap their neighbours. Every region is resampled down to the working
 size, optimised for a few steps against the content and style seen at that
 scale, and the change is upsampled and added back with feathered weights.
@@ -123,16 +124,22 @@ class PatchWork:
         top = max(0, math.ceil(math.log2(max(h, w) / p.size)))
         while top and min(h, w, p.size * 2**top) / 2**top < MIN_SPAN:
             top -= 1
+        # Scales are drawn per round, then taken coarse to fine: the large structures form first, as in
+        # the engine's own multi-scale schedule, and a coarse round (few patches) gets more steps.
+        drawn = sorted(
+            (draw_scale(self.seed, self.frame, i, top, p.scale_bias) for i in range(p.rounds)), reverse=True
+        )
         self.rounds = []
-        for index in range(p.rounds):
-            k = draw_scale(self.seed, self.frame, index, top, p.scale_bias)
+        for index, k in enumerate(drawn):
             side = p.size * 2**k
             region = (min(h, side), min(w, side))
             work = tuple(max(MIN_SPAN, round(r / 2**k)) for r in region)
             overlap = max(1, p.size // 8) * 2**k
             rng = random.Random(job_seed(self.seed, self.frame, index, 1))
             offset = tuple(rng.randrange(max(1, r - overlap)) for r in region)
-            self.rounds.append(PatchRound(self.size, k, region, work, overlap, offset, p.steps))
+            self.rounds.append(
+                PatchRound(self.size, k, region, work, overlap, offset, p.steps * min(4, 2**k))
+            )
         self._starts: dict[int, Tensor] = {}
 
     def regions(self, index: int) -> list[Tile]:

@@ -57,6 +57,9 @@ class Start:
     style: str | None = option(
         None, "str", "Style of frame 0; default: the drift's (or [frames]) style at 0."
     )
+    video: str | None = option(
+        None, "str", "A video whose frames are the content of the shot's frames, motion by optical flow."
+    )
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Frames:
     style_weight: str = option("100", "schedule", "Style loss weight.")
     tv_weight: str = option("0", "schedule", "Total-variation weight.")
     temporal_weight: str = option(
-        "0",
+        "30",
         "schedule",
         "Temporal loss weight: keep the pixels the camera carries over from the previous frame.",
     )
@@ -82,7 +85,7 @@ class Frames:
     )
     # Drift control for long feedback loops.
     color_coherence: float = option(
-        0.0,
+        0.25,
         "float",
         "Pull each frame's LAB mean and spread this far (0..1) toward color_reference's.",
         min=0,
@@ -179,12 +182,14 @@ class Scene:
                 for f in fields(section) if section is not None else ():
                     value = getattr(section, f.name)
                     out[f"shot.{i}.{name}.{f.name}"] = list(value) if isinstance(value, tuple) else value
-            if shot.start.content:
-                out[f"shot.{i}.start.content"] = _image_id(shot.start.content, self.base)
+            for key in ("content", "video"):
+                if getattr(shot.start, key):
+                    out[f"shot.{i}.start.{key}"] = _image_id(getattr(shot.start, key), self.base)
         for name, source in self.styles.items():
             out[f"styles.{name}"] = _image_id(source, self.base)
-        if self.start.content:
-            out["start.content"] = _image_id(self.start.content, self.base)
+        for key in ("content", "video"):
+            if getattr(self.start, key):
+                out[f"start.{key}"] = _image_id(getattr(self.start, key), self.base)
         return out
 
     def digest(self) -> str:
@@ -354,6 +359,14 @@ def _check_scene(scene: Scene, where: str) -> None:
             raise SceneError(f"{where}: {prefix}frames.anchor: needs start.content and feedback content")
         if shot.start.content is not None:
             _check_image(scene, f"{prefix}start.content", shot.start.content, where)
+        if shot.start.video is not None:
+            _check_image(scene, f"{prefix}start.video", shot.start.video, where)
+            clash = [k for k, bad in (("start.content", shot.start.content is not None),
+                                      ("frames.cadence", shot.frames.cadence > 1),
+                                      ("frames.anchor", shot.frames.anchor > 0),
+                                      ("camera", shot.camera != CameraSchedules())) if bad]  # fmt: skip
+            if clash:
+                raise SceneError(f"{where}: {prefix}start.video: the video replaces {clash[0]}; leave it out")
     o = scene.output
     if not 0 <= o.tile_overlap < o.tile // 2:
         raise SceneError(f"{where}: output.tile_overlap: must be below half of output.tile ({o.tile // 2})")

@@ -71,9 +71,12 @@ def test_two_shots_render_side_by_side_and_join_in_order(reference):
     assert diff_across > 2 * diff_within  # a cut between the shots, continuity inside one
 
 
-def _workers() -> list[int]:
-    found = subprocess.run(["pgrep", "-f", "ray::FrameWorker"], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
+def _workers(root: int) -> list[int]:
+    """The worker processes of the render at `root` (Ray starts them under its raylet, under the
+    driver), not those of anything else running on the machine."""
+    from bench.memory import _memory_of_tree
+
+    return [pid for pid, (_, _, cmd) in _memory_of_tree(root).items() if "ray::FrameWorker" in cmd]
 
 
 def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
@@ -90,7 +93,7 @@ def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
     while not (out / "frames" / "000001.png").exists():
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.01)
-    victims = _workers()
+    victims = _workers(proc.pid)
     assert victims, "no worker process found"
     os.kill(victims[0], signal.SIGKILL)
     _, stderr = proc.communicate(timeout=240)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from engine.stylize import Settings, stylize
 from render.cadence import is_key, tweens
-from render.coherence import lab_stats, match
+from render.coherence import LAG, Coherence, lab_stats, match
 from render.flow import carried, warp_along
 from render.images import from_uint8, to_uint8
 from render.metrics import measure, summary
@@ -68,6 +69,26 @@ def test_colour_coherence_moves_lab_statistics_to_the_reference():
     assert np.array_equal(match(dark, reference, 0.0), dark)
 
 
+def test_lagged_colour_coherence_stops_a_feedback_loop_from_darkening():
+    # Each frame is the previous one 3 % darker (a biased loop); the map for frame t is fixed from
+    # frame t - LAG, as it must be for pipelined frames.
+    start = to_uint8(smooth_image(9, (32, 32)) * 0.6 + 0.2)
+    reference = lab_stats(start)
+    frames = {0: start}
+    coherence = Coherence(0.25, "first", [], lambda t: frames[t])
+    coherence.seen(0, start)
+    free = start
+    for t in range(1, 60):
+        raw = (frames[t - 1].astype(np.float32) * 0.97).round().astype(np.uint8)
+        colour = coherence.map_for(t, [1.0])
+        frames[t] = colour(raw) if colour is not None else raw
+        assert (colour is None) == (t < LAG)
+        coherence.seen(t, frames[t])
+        free = (free.astype(np.float32) * 0.97).round().astype(np.uint8)
+    held, drifted = lab_stats(frames[59])[0][0], lab_stats(free)[0][0]
+    assert abs(held - reference[0][0]) < 10 < abs(drifted - reference[0][0])
+
+
 def test_optical_flow_finds_a_shift_and_masks_what_left_the_frame():
     image = to_uint8(smooth_image(7, (96, 128)))
     moved = np.roll(image, 3, axis=1)  # the scene moves 3 px right
@@ -89,3 +110,55 @@ def test_metrics_of_an_exact_camera_move_show_no_warp_error_and_no_drift():
     assert figures[0].warp_error is None and all(f.warp_error < 0.01 for f in figures[1:])
     flat = [(to_uint8(from_uint8(frames[0][0]) * 0 + 0.5), None)] * 4
     assert summary(measure(flat, known_motion=False))["luminance_drift"] == 0
+
+
+VIDEO_SCENE = """
+[styles]
+coffee = "builtin:coffee"
+[output]
+width = 96
+height = 64
+frames = 6
+[start]
+video = "clip.mp4"
+iterations = 3
+[frames]
+iterations = 3
+temporal_weight = 1000
+"""
+
+
+def write_clip(path, frames: int = 6) -> None:
+    """A camera panning 2 px per frame across a smooth picture."""
+    from render.video import VideoWriter
+
+    wide = smooth_image(3, (64, 160))
+    writer = VideoWriter(path, 96, 64)
+    for t in range(frames):
+        writer.write(to_uint8(wide[..., :, 2 * t : 2 * t + 96]))
+    writer.close()
+
+
+@pytest.mark.slow
+def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_path):
+    import json
+
+    from tests.test_render import cli
+
+    write_clip(tmp_path / "clip.mp4")
+    scene = tmp_path / "v.toml"
+    scene.write_text(VIDEO_SCENE)
+    result = cli("render", str(scene))
+    assert result.returncode == 0, result.stderr
+    records = json.loads((tmp_path / "v.render" / "manifest.json").read_text())["frames"]
+    assert len(records) == 6 and all(records[str(t)]["temporal"] > 0 for t in range(1, 6))
+    assert "step" not in records["1"]  # no camera: motion came from the video's optical flow
+    figures = json.loads(cli("metrics", str(tmp_path / "v.render")).stdout)
+    assert 0 < figures["warp_error"] < 0.1
+
+    scene.write_text(VIDEO_SCENE + "[camera]\nzoom = 1.1\n")
+    refused = cli("render", str(scene), "--fresh")
+    assert refused.returncode == 2 and "start.video: the video replaces camera" in refused.stderr
+    scene.write_text(VIDEO_SCENE.replace("frames = 6", "frames = 9"))
+    short = cli("render", str(scene), "--fresh")
+    assert short.returncode == 2 and "has fewer than 9 frames" in short.stderr
