@@ -55,10 +55,18 @@ DRIFT = {
 }
 
 
-def render(tmp: Path, name: str, kind: dict, frames: int, size: tuple[int, int], keys: dict) -> dict:
+def render(
+    tmp: Path,
+    name: str,
+    kind: dict,
+    frames: int,
+    size: tuple[int, int],
+    keys: dict,
+    plots: Path | None = None,
+) -> dict:
     from engine.score import score
     from render.images import from_uint8, load_image
-    from render.metrics import measure, rendered_frames, summary
+    from render.metrics import measure, plot, rendered_frames, summary
     from render.network import load_network
     from render.plan import plan_scene
     from render.scene import load_scene
@@ -90,7 +98,10 @@ def render(tmp: Path, name: str, kind: dict, frames: int, size: tuple[int, int],
     out = tmp / f"{name}.render"
     manifest = json.loads((out / "manifest.json").read_text())
     compute = sum(r.get("job_seconds", 0) for r in manifest["frames"].values())
-    result = summary(measure(rendered_frames(out), True, style_of))
+    figures = measure(rendered_frames(out), True, style_of)
+    if plots is not None:
+        plot(figures, plots / f"metrics_{name}.png", f"{name}: {frames} frames at {size[0]}x{size[1]}")
+    result = summary(figures)
     return {"keys": keys, "wall_s": round(seconds, 1), "job_seconds": round(compute, 1), **result}
 
 
@@ -125,7 +136,7 @@ def main() -> None:
     result["default_temporal_weight"] = default_weight
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, keys) in runs.items():
-            result[name] = render(Path(tmp), name, kind, args.frames, size, keys)
+            result[name] = render(Path(tmp), name, kind, args.frames, size, keys, args.plots)
             print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
 
