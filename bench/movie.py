@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", default="96x64")
     parser.add_argument("--weights", default="", help="temporal weights to sweep on the zoom scene instead")
+    parser.add_argument("--plots", type=Path, help="write each run's metrics plot into this folder")
     parser.add_argument(
         "--only", default="", help="comma list of runs: zoom, zoom_temporal, zoom_cadence3, ..."
     )

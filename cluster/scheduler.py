@@ -167,10 +167,7 @@ def render_scene(
             camera.skip(plan)
         previous = store.read(shot_plans[resume - 1].index) if resume else None
         first = shot_plans[0].index
-        reference = shot.frames.color_reference
-        if reference == "auto":  # a drift changes palette with its styles; a single style holds frame 0's
-            reference = "style" if shot.drift is not None else "first"
-        coherence = Coherence(shot.frames.color_coherence, reference, style_stats,
+        coherence = Coherence(shot.frames.color_coherence, shot.frames.color_reference, style_stats,
                               lambda local, first=first: store.read(first + local))  # fmt: skip
         flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None,
                               coherence, cadence))  # fmt: skip

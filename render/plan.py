@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .cadence import is_key
 from .scene import Scene, SceneError, Shot
 from .schedule import Schedule, ScheduleError
 from .warp import Camera
@@ -102,8 +103,13 @@ def _plan_shot(scene: Scene, shot: Shot, number: int, first: int) -> list[FrameP
 def estimate_seconds(scene: Scene, plans: list[FramePlan], speedup: float = 1.0) -> float:
     """Rough compute time from the iteration count and frame size on the reference CPU."""
     pixels = scene.output.width * scene.output.height
+
     # A shot's first frame goes coarse to fine: about three scales' worth of work.
-    steps = sum(p.iterations * (12 if p.local == 0 else 1) for p in plans)
+    def optimised(p: FramePlan) -> bool:  # with a cadence, only keyframes are
+        shot = scene.shots[p.shot]
+        return is_key(p.local, shot.length, shot.frames.cadence)
+
+    steps = sum(p.iterations * (12 if p.local == 0 else 1) for p in plans if optimised(p))
     if scene.patches is not None:  # every round covers the frame once, at full resolution at most
         steps = len(plans) * scene.patches.rounds * scene.patches.steps
     return steps * pixels * CPU_SECONDS_PER_PIXEL_STEP / speedup

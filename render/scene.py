@@ -92,8 +92,8 @@ class Frames:
         max=1,
     )
     color_reference: str = option(
-        "auto", "choice", "Colour reference: the current style blend, the shot's first frame, or auto "
-        "(style with a [drift], else first).", choices=("auto", "style", "first"),
+        "style", "choice", "Colour reference: the current style blend, or the shot's first frame.",
+        choices=("style", "first"),
     )  # fmt: skip
     preserve_colors: bool = option(False, "bool", "Luminance-only transfer: keep the content's colours.")
     average: float = option(
