@@ -111,9 +111,7 @@ class Flight:
         if ahead is not None and not (pipelined and (ahead.pipelined or len(ahead.work.rounds) == 1)):
             return []  # needs the whole previous frame
         between, steps = [], []
-        while self.cadence > 1 and not is_key(
-            plan.local, len(self.plans) + self.plans[0].local, self.cadence
-        ):
+        while self.cadence > 1 and not is_key(plan.local, len(self.plans), self.cadence):
             between.append(plan)  # made from the keyframes either side once the next one is done
             steps.append(self.camera.step(plan)[0])
             self.next += 1
@@ -130,7 +128,9 @@ class Flight:
                           between=between, steps=steps)  # fmt: skip
             if inputs.mask is not None:
                 frame.revealed.append(1 - float(inputs.mask.mean()))
-            frame.colour = self._colour(plan)
+            # With a cadence the frames between two keyframes are made after the second: the colour
+            # map reads no later than the previous keyframe.
+            frame.colour = self._colour(plan, between[0].local - 1 if between else None)
             self.frames.append(frame)
             return [self._round(frame, None)]
         frame = Frame(plan, self.make_work(plan, None, None), matrices, True)
@@ -143,8 +143,10 @@ class Flight:
         self.frames.append(frame)
         return self._ready(frame)
 
-    def _colour(self, plan: FramePlan) -> Callable | None:
-        return self.coherence.map_for(plan.local, plan.style_weights) if self.coherence else None
+    def _colour(self, plan: FramePlan, latest: int | None = None) -> Callable | None:
+        if self.coherence is None:
+            return None
+        return self.coherence.map_for(plan.local, plan.style_weights, latest)
 
     def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
         jobs, start, content = frame.work.jobs(frame.round, canvas)

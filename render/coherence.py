@@ -82,13 +82,15 @@ class Coherence:
         self._stats.pop(local - 2 * LAG, None)
 
     def map_for(
-        self, local: int, style_weights: Sequence[float]
+        self, local: int, style_weights: Sequence[float], latest: int | None = None
     ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Frame `local`'s colour map, or None (the first LAG frames, or off)."""
-        if self.strength <= 0 or local < LAG:
+        """Frame `local`'s colour map, from frame local - LAG (or `latest`, if earlier: the last frame
+        sure to be finished), or None (the first LAG frames, or off)."""
+        source = local - LAG if latest is None else min(local - LAG, latest)
+        if self.strength <= 0 or source < 0:
             return None
         if self.reference == "first":
             reference = self.stats(0)
         else:
             reference = blend_stats(self.style_stats, style_weights)
-        return partial(remap, source=self.stats(local - LAG), reference=reference, strength=self.strength)
+        return partial(remap, source=self.stats(source), reference=reference, strength=self.strength)

@@ -162,3 +162,14 @@ def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_p
     scene.write_text(VIDEO_SCENE.replace("frames = 6", "frames = 9"))
     short = cli("render", str(scene), "--fresh")
     assert short.returncode == 2 and "has fewer than 9 frames" in short.stderr
+
+
+def test_with_a_long_cadence_the_colour_map_reads_no_later_than_the_previous_keyframe():
+    # Keyframes 0 and 5: frames 1-4 are made only after 5, so frame 5's map must come from frame 0
+    # even though the lag alone would ask for frame 2.
+    def unread(t):
+        raise AssertionError(f"frame {t} is not finished yet")
+
+    coherence = Coherence(0.25, "first", [], unread)
+    coherence.seen(0, to_uint8(smooth_image(10, (16, 16))))
+    assert coherence.map_for(5, [1.0], latest=0) is not None
