@@ -32,9 +32,8 @@ class Job:
     settings: Settings
     seed: int  # the job's own seed: its pixels depend on nothing else
     canvas: int | None = None  # long side of the whole frame (as the network sees it), for a tile or patch
-    work: tuple[int, int] | None = (
-        None  # a patch: the size its region is resampled to, and its change returned
-    )
+    # A patch: the size its region is resampled to; the job then returns its change, not pixels.
+    work: tuple[int, int] | None = None
     style_box: tuple[float, float, float, float] | None = None  # localized style: the style's matching part
 
     @property
