@@ -7,7 +7,11 @@ pixel, so the scheduler, object transfers, blending, warping, PNG writing
 and encoding are all real and only the GPU's work is stood in for.
 Also: the driver's own work per frame (warp, blend, PNG, encode), timed alone.
 
-Usage: python bench/cluster.py [--frames N] [--tile-seconds S] [--workers 1,2,4,8]
+With --gpu: no stand-in. Real FrameWorkers on this machine's GPU, 1, 2, 4 actors
+sharing it (local Ray): tiles per second per GPU, the throughput of N actors
+against one, and the GPU seconds per megapixel that calibrate the sleep above.
+
+Usage: python bench/cluster.py [--frames N] [--gpu-seconds S] [--workers 1,2,4,8] [--gpu]
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.scheduler import render_scene  # noqa: E402
+from render.coherence import ColourMap, lab_stats  # noqa: E402
 from render.frames import Camerawork  # noqa: E402
 from render.images import from_uint8, to_uint8  # noqa: E402
-from render.job import Job, region_of  # noqa: E402
+from render.job import Job, made_here, region_of  # noqa: E402
 from render.plan import plan_scene  # noqa: E402
 from render.scene import load_scene  # noqa: E402
 from render.store import FrameStore  # noqa: E402
@@ -75,7 +80,8 @@ class SleepWorker:
         h, w = job.size
         seconds = self.seconds_per_megapixel * (h * w) / 1e6 * job.settings.iterations / 10
         time.sleep(seconds)
-        image = region_of(start, job.region) if start is not None else torch.full((1, 3, h, w), 0.5)
+        start, _, _ = made_here(start, content)  # a pipelined tile's warp is the worker's, as in FrameWorker
+        image = region_of(start, job.region)[:, :3] if start is not None else torch.full((1, 3, h, w), 0.5)
         steps = job.settings.iterations
         record = {"seconds": seconds, "steps": steps, "planned": steps, "first_loss": 2.0, "loss": 1.0}
         return to_uint8(image), record | {"worker": self.name}
@@ -85,11 +91,16 @@ class SleepWorker:
         return (-1, 0, 0, 0.0)
 
 
-def steady_seconds_per_frame(outdir: Path) -> float:
-    """Mean time between frame completions after the first frame (which is coarse to fine)."""
+def steady(outdir: Path) -> dict:
+    """After the first frame (which is coarse to fine): the mean time between frame completions, and
+    the mean of the job seconds a frame took as the workers measured them."""
     frames = json.loads((outdir / "manifest.json").read_text())["frames"]
-    done = sorted(frames[k]["finished"] for k in frames if k != "0")
-    return (done[-1] - done[0]) / (len(done) - 1)
+    later = [frames[k] for k in frames if k != "0"]
+    done = sorted(f["finished"] for f in later)
+    return {
+        "seconds_per_frame": round((done[-1] - done[0]) / (len(done) - 1), 3),
+        "job_seconds_per_frame": round(sum(f["job_seconds"] for f in later) / len(later), 3),
+    }
 
 
 def driver_overhead(scene_path: Path, outdir: Path) -> dict:
@@ -108,11 +119,17 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
     jobs, start, content = work.jobs(0, None)
     puts = [to_uint8(c) for c in (start, content) if c is not None]  # what goes to the object store
     cut = time.perf_counter() - t
-    tiles = [(job.region, to_uint8(job.region.crop(start))) for job in jobs]
+    tiles = [(job.region, to_uint8(job.region.crop(start)[:, :3])) for job in jobs]  # RGB, no mask
     t = time.perf_counter()
     canvas = work.blend(0, tiles)
     pixels = to_uint8(canvas)
     blend = time.perf_counter() - t
+    t = time.perf_counter()
+    stats = lab_stats(pixels)  # the driver's part of colour coherence
+    colour = time.perf_counter() - t
+    t = time.perf_counter()
+    ColourMap.between(stats, stats, scene.shots[0].frames.color_coherence)(pixels)
+    colour_map = time.perf_counter() - t  # spread over the workers, one tile each
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         FrameStore(Path(tmp)).write(0, pixels)
@@ -122,11 +139,13 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
             for _ in range(5):
                 video.write(pixels)
             encode = (time.perf_counter() - t) / 5
-    critical = warp + cut + blend
+    critical = warp + cut + blend + colour
     return {
         "warp_s": round(warp, 4),
         "cut_tiles_and_quantise_s": round(cut, 4),
         "blend_s": round(blend, 4),
+        "colour_statistics_s": round(colour, 4),
+        "colour_map_in_workers_s": round(colour_map, 4),
         "png_write_s": round(png, 4),
         "encode_s": round(encode, 4),
         "on_critical_path_s": round(critical, 4),
@@ -141,52 +160,74 @@ def plan_settings():
     return Settings(iterations=10, min_size=1920)
 
 
+def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dict[int, dict]:
+    """Render the scene afresh with each worker count; steady seconds per frame and wall time."""
+    scene = load_scene(scene_path)
+    results = {}
+    for n in counts:
+        out = tmp / f"w{n}.render"
+        start = time.perf_counter()
+        render_scene(scene, out, workers=n, **render)
+        wall = time.perf_counter() - start
+        ray.shutdown()
+        results[n] = steady(out) | {"wall_s": round(wall, 1)}
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=int, default=7)
     parser.add_argument("--gpu-seconds", type=float, default=1.5, help="per megapixel and 10 iterations")
-    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--workers", default=None, help="default 1,2,4,8 (--gpu: 1,2,4)")
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--gpu", action="store_true", help="real workers sharing this machine's GPU")
     args = parser.parse_args()
     SleepWorker.seconds_per_megapixel = args.gpu_seconds
-    counts = [int(n) for n in args.workers.split(",")]
-
-    # All simulated nodes run on this machine (Ray binds them to its own interface address; the
-    # cluster utility does not start on the loopback address). Nothing leaves the machine.
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(max(counts)):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    results = {}
+    counts = [int(n) for n in (args.workers or ("1,2,4" if args.gpu else "1,2,4,8")).split(",")]
+    blank = FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), 1, args.tile, args.overlap)
+    tile_jobs = blank.tile_jobs(0)
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "frame": f"1920x1080, tiles {args.tile} overlap {args.overlap}",
+        "tiles_per_frame": len(tile_jobs),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         scene_path = Path(tmp) / "zoom1080.toml"
         scene_path.write_text(SCENE.format(frames=args.frames, tile=args.tile, overlap=args.overlap))
-        scene = load_scene(scene_path)
-        for n in counts:
-            out = Path(tmp) / f"w{n}.render"
-            start = time.perf_counter()
-            render_scene(scene, out, address=cluster.address, workers=n, actor_class=SleepWorker)
-            wall = time.perf_counter() - start
-            ray.shutdown()
-            results[n] = {
-                "seconds_per_frame": round(steady_seconds_per_frame(out), 3),
-                "wall_s": round(wall, 1),
-            }
+        if args.gpu:
+            results = render_each(scene_path, counts, Path(tmp), device="cuda")
+            one = results[counts[0]]["seconds_per_frame"]  # counts[0] is 1: one actor alone
+            megapixels = sum(j.size[0] * j.size[1] for j in tile_jobs) / 1e6
+            for r in results.values():
+                r["tiles_per_second"] = round(len(tile_jobs) / r["seconds_per_frame"], 2)
+                r["throughput_vs_one_actor"] = round(one / r["seconds_per_frame"], 3)
+                r["gpu_busy"] = round(r["job_seconds_per_frame"] / r["seconds_per_frame"], 3)
+            print(json.dumps(report | {
+                "machine": f"{torch.cuda.get_device_name()}, {os.cpu_count()} cpus, local Ray",
+                "actors_sharing_one_gpu": results,
+                # What the sleep stands in for: a job's own time, as one worker measured it.
+                "gpu_seconds_per_megapixel_10_iterations": round(
+                    results[counts[0]]["job_seconds_per_frame"] / megapixels, 3
+                ),
+            }, indent=2))  # fmt: skip
+            return
+        # All simulated nodes run on this machine (Ray binds them to its own interface address; the
+        # cluster utility does not start on the loopback address). Nothing leaves the machine.
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        for _ in range(max(counts)):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        results = render_each(scene_path, counts, Path(tmp), address=cluster.address, actor_class=SleepWorker)
         overhead = driver_overhead(scene_path, Path(tmp) / f"w{counts[0]}.render")
-    cluster.shutdown()
+        cluster.shutdown()
     base = results[counts[0]]["seconds_per_frame"] * counts[0]
     for n, r in results.items():
         r["efficiency"] = round(base / (n * r["seconds_per_frame"]), 3)
-    blank = FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), 1, args.tile, args.overlap)
-    tiles = len(blank.tile_jobs(0))
-    print(json.dumps({
-        "date": datetime.date.today().isoformat(),
+    print(json.dumps(report | {
         "machine": f"{os.cpu_count()} cpus, simulated {max(counts)}-node Ray cluster",
-        "frame": f"1920x1080, tiles {args.tile} overlap {args.overlap}",
-        "tiles_per_frame": tiles,
         "gpu_seconds_per_megapixel_10_iterations": args.gpu_seconds,
         "scaling": results,
         "driver_per_frame": overhead,

@@ -5,7 +5,11 @@
 2. Where `pastiche` is installed and ../shared/images has the test pair:
    `stylereel still` (defaults) against `pastiche --num-steps 300`, both at
    256 px on tubingen + starry night, wall time and `score` for each.
-3. On CUDA: the same per-iteration figures at 512 px, fp32 / bf16 / channels_last.
+3. On CUDA: the same per-iteration figures at 512 px, fp32 / bf16 (with the
+   network as load_network gives it: deterministic cuDNN, channels_last), then
+   cuDNN's fastest algorithms, with and without channels_last; and correctness:
+   CUDA against the CPU (first loss, result after 20 L-BFGS evaluations) and
+   whether two CUDA runs of the same job give the same pixels.
 
 Usage: python bench/engine.py [--skip-pastiche] [--repeats N]
 """
@@ -82,6 +86,32 @@ def per_iteration(net, size: int, precision: str, steps: int, device: str) -> di
     }
 
 
+def cuda_checks(cpu_net, gpu_net) -> dict:
+    """CUDA against the CPU on the same 64-px job, and CUDA against itself."""
+    g = torch.Generator().manual_seed(2)
+    content, style = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g)
+
+    def run(net, device: str, precision: str) -> tuple[torch.Tensor, float]:
+        losses: list[float] = []
+        settings = Settings(iterations=20, min_size=64, precision=precision)
+        out = stylize(content.to(device), StyleTargets(StyleBank([style.to(device)])), settings,
+                      features=net, callback=lambda p: losses.append(p.loss))  # fmt: skip
+        return out.cpu(), losses[0]
+
+    ref, ref_loss = run(cpu_net, "cpu", "fp32")
+    result: dict = {}
+    for precision in ("fp32", "bf16"):
+        (a, loss), (b, _) = run(gpu_net, "cuda", precision), run(gpu_net, "cuda", precision)
+        result[precision] = {
+            "first_loss_rel_to_cpu": abs(loss - ref_loss) / ref_loss,
+            "result_rel_to_cpu": ((a - ref).norm() / ref.norm()).item(),
+            "repeat_max_abs": (a - b).abs().max().item(),
+            "repeat_uint8_equal": bool(torch.equal((a * 255).round(), (b * 255).round())),
+            "nan": bool(a.isnan().any()),
+        }
+    return result
+
+
 def _timed(cmd: list[str]) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -153,8 +183,13 @@ def main() -> None:
         result["per_iteration_cuda"] = [
             per_iteration(gpu, 512, p, args.steps, "cuda") for p in ("fp32", "bf16")
         ]
-        gpu_cl = gpu.to(memory_format=torch.channels_last)
-        result["per_iteration_cuda_channels_last"] = per_iteration(gpu_cl, 512, "bf16", args.steps, "cuda")
+        result["cuda_checks"] = cuda_checks(net, gpu)
+        # What load_network's CUDA settings (deterministic cuDNN, channels_last) cost or gain.
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
+        result["cuda_checks_cudnn_fastest"] = cuda_checks(net, gpu)
+        result["per_iteration_cuda_cudnn_fastest"] = per_iteration(gpu, 512, "bf16", args.steps, "cuda")
+        nchw = gpu.to(memory_format=torch.contiguous_format)
+        result["per_iteration_cuda_cudnn_fastest_nchw"] = per_iteration(nchw, 512, "bf16", args.steps, "cuda")
     print(json.dumps(result, indent=2))
 
 

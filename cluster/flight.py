@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from render.cadence import is_key, tweens
-from render.coherence import Coherence
-from render.frames import Camerawork
+from render.coherence import Coherence, ColourMap
+from render.frames import Camerawork, WarpedStart
 from render.images import from_uint8, to_uint8
 from render.job import Job
 from render.patches import PatchWork
@@ -34,7 +35,7 @@ from render.tiles import Tile, overlaps
 from render.warp import source_region
 
 # Jobs ready to run, grouped by the canvases (start, content) they crop from.
-Batch = tuple[list[Job], Tensor | None, Tensor | None]
+Batch = tuple[list[Job], Tensor | WarpedStart | None, Any]  # jobs, start, content (or camera)
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Frame:
     # (this frame's own step last).
     between: list[FramePlan] = field(default_factory=list)
     steps: list[Tensor] = field(default_factory=list)
-    colour: Callable[[np.ndarray], np.ndarray] | None = None  # colour coherence's map for this frame
+    colour: ColourMap | None = None  # colour coherence's map for this frame
 
     @property
     def round_complete(self) -> bool:
@@ -95,6 +96,9 @@ class Flight:
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
         self.frames: list[Frame] = []
+        # What pipelined tiles' workers get as the camera: the scheduler puts it in the object store
+        # once and sets the reference here.
+        self.shared_camera: Any = camera
 
     @property
     def done(self) -> bool:
@@ -134,24 +138,33 @@ class Flight:
             self.frames.append(frame)
             return [self._round(frame, None)]
         frame = Frame(plan, self.make_work(plan, None, None), matrices, True)
-        for job in frame.work.tile_jobs(0):
+        frame.colour = self._colour(plan)
+        for job in self._coloured(frame, frame.work.tile_jobs(0)):
             frame.tiles[job.tile] = job.region
             frame.waiting[job.tile] = job
             r = job.region
             frame.sources[job.tile] = source_region(matrices[0], (r.y0, r.x0, r.y1, r.x1), size)
-        frame.colour = self._colour(plan)
         self.frames.append(frame)
         return self._ready(frame)
 
-    def _colour(self, plan: FramePlan, latest: int | None = None) -> Callable | None:
+    def _colour(self, plan: FramePlan, latest: int | None = None) -> ColourMap | None:
         if self.coherence is None:
             return None
         return self.coherence.map_for(plan.local, plan.style_weights, latest)
 
     def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
         jobs, start, content = frame.work.jobs(frame.round, canvas)
+        jobs = self._coloured(frame, jobs)
         frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
         return jobs, start, content
+
+    @staticmethod
+    def _coloured(frame: Frame, jobs: list[Job]) -> list[Job]:
+        """The jobs, each carrying the frame's colour map if this round's results are the frame's
+        pixels: the workers map their own tiles, in parallel and off the driver."""
+        if frame.colour is None or frame.round + 1 < len(frame.work.rounds) or _is_patches(frame):
+            return jobs
+        return [replace(job, colour=frame.colour) for job in jobs]
 
     def _ready(self, frame: Frame) -> list[Batch]:
         """Pipelined tiles of `frame` whose part of the previous frame is final: their jobs, each with
@@ -169,14 +182,10 @@ class Flight:
                     continue
                 part = sorted((i, t) for i, t in ahead.tiles.items() if overlaps(t, window))
                 pixels = to_uint8(ahead.work.blend(0, ((t, ahead.results[i]) for i, t in part), window))
-                if ahead.colour is not None:  # pointwise: a window maps as the whole frame will
-                    pixels = ahead.colour(pixels)
             job = frame.waiting.pop(index)
             r = job.region
-            inputs = self.camera.inputs(frame.plan, frame.matrices, from_uint8(pixels), src[:2],
-                                        (r.y0, r.x0, r.y1, r.x1))  # fmt: skip
-            frame.revealed.append(1 - float(inputs.mask.mean()))
-            batches.append(([job], inputs.init, inputs.content))
+            start = WarpedStart(frame.plan, frame.matrices, pixels, src[:2], (r.y0, r.x0, r.y1, r.x1))
+            batches.append(([job], start, self.shared_camera))  # the worker warps its window
         return batches
 
     def result(self, job: Job, pixels: np.ndarray, record: dict) -> tuple[list[Batch], list[tuple]]:
@@ -185,6 +194,8 @@ class Flight:
         frame = next(f for f in self.frames if f.plan.index == job.frame)
         frame.results[job.tile] = pixels
         frame.records.append(record)
+        if "revealed" in record:  # a pipelined tile's worker made its inputs and measured it
+            frame.revealed.append(record["revealed"])
         batches: list[Batch] = []
         if frame.round_complete and not frame.complete:  # on to the next, finer round
             canvas = frame.work.blend(frame.round, self._ordered(frame))
@@ -194,7 +205,7 @@ class Flight:
         while self.frames and self.frames[0].complete:
             done = self.frames.pop(0)
             pixels = to_uint8(done.work.blend(done.round, self._ordered(done)))
-            if done.colour is not None:
+            if done.colour is not None and _is_patches(done):  # patches return changes, not pixels
                 pixels = done.colour(pixels)
             if self.coherence is not None:
                 self.coherence.seen(done.plan.local, pixels)
@@ -218,6 +229,10 @@ class Flight:
     def _ordered(frame: Frame) -> list[tuple[Tile, np.ndarray]]:
         """The round's results in tile order: blending in a fixed order makes the pixels exact."""
         return [(frame.tiles[i], frame.results[i]) for i in sorted(frame.results)]
+
+
+def _is_patches(frame: Frame) -> bool:
+    return isinstance(frame.work, PatchWork)
 
 
 def frame_record(frame: Frame, exact: bool = True) -> dict:

@@ -95,7 +95,7 @@ class WorkerPool:
         """Results that finished within `timeout` seconds (possibly none)."""
         if not self._inflight:
             if self._queue:
-                raise RuntimeError("every worker has failed; see the manifest's warnings")
+                raise RuntimeError(f"every worker has failed: {self.warnings[-1]}")
             return []
         # Wake at the first result, then take every other one already back: a worker waits for
         # its next job only as long as the driver takes to notice, not a whole timeout.

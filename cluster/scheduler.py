@@ -30,7 +30,7 @@ from engine.targets import resize_long_side
 from render.atomic import write_text
 from render.cadence import is_key
 from render.coherence import Coherence, lab_stats
-from render.frames import Camerawork
+from render.frames import Camerawork, WarpedStart
 from render.images import load_image, resolve, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
@@ -173,6 +173,9 @@ def render_scene(
                               coherence, cadence))  # fmt: skip
 
     init_ray(address)
+    for flight in flights:
+        if flight.pipelining:  # its tiles' workers warp their own windows with this camera
+            flight.shared_camera = ray.put(flight.camera)  # once per shot: it holds the start image
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
     video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
@@ -242,6 +245,9 @@ def _prefix(done: set[int]) -> int:
 def submit_batches(pool: WorkerPool, batches: list) -> None:
     """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
     for jobs, start, content in batches:
+        if isinstance(start, WarpedStart):  # one pipelined tile; its content is the camera's reference
+            pool.submit(jobs[0], (start, content))
+            continue
         start_ref = ray.put(to_uint8(start)) if start is not None else None
         content_ref = (
             start_ref if content is start else ray.put(to_uint8(content)) if content is not None else None
@@ -287,4 +293,6 @@ def init_ray(address: str | None) -> None:
             )
         ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
     else:
-        ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)  # this machine only
+        # A Ray of our own on this machine only: "local" ignores a cluster that `ray start` (or a
+        # stale /tmp/ray/ray_current_cluster) advertises, which ray.init() would otherwise join.
+        ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)

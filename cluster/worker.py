@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -63,9 +64,12 @@ def actor_factory(
     use_gpu = gpus > 0 and device in ("auto", "cuda")
     count = count or (gpus if use_gpu else 1)
     threads = 1 if use_gpu else max(1, min(node_cpus, cpus // count))  # an actor lives on one node
+    # More workers than GPUs share them in equal parts: 1/ceil(count/gpus) each always packs
+    # (with a share like 2/3, a third actor on two GPUs would wait forever).
+    gpu_share = 1 / math.ceil(count / gpus) if use_gpu else 0
     # progress() answers from a concurrency group of its own while a job runs.
     actor = ray.remote(concurrency_groups={"poll": 1})(actor_class).options(
-        num_gpus=1 if use_gpu else 0,
+        num_gpus=gpu_share,
         num_cpus=1 if use_gpu else min(threads, cpus / count),
         max_concurrency=1,  # jobs run one at a time, in the order sent
         max_restarts=0,  # the pool starts a replacement itself and re-runs the lost job elsewhere

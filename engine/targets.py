@@ -115,7 +115,9 @@ def _moments(
     if max(size) <= 2 * STATS_TILE:
         feats = features(resize(image, size), layers)
         return {n: _sums(f.float()) for n, f in feats.items()}
-    big = F.interpolate((image * 255).round().byte(), size=size, mode="bicubic", antialias=True)
+    # uint8 resampling runs on the CPU only (CUDA has no uint8 kernel); the tiles go back one by one.
+    pixels = (image * 255).round().byte().cpu()
+    big = F.interpolate(pixels, size=size, mode="bicubic", antialias=True)
     margin = 4 * _STRIDE
     core = max(_STRIDE, STATS_TILE - 2 * margin)
     out: dict[str, list] = {}
@@ -123,7 +125,7 @@ def _moments(
         for x in range(0, size[1], core):
             y0, x0 = max(0, y - margin), max(0, x - margin)
             crop = big[..., y0 : min(size[0], y + core + margin), x0 : min(size[1], x + core + margin)]
-            feats = features(crop.float() / 255, layers)
+            feats = features(crop.to(image.device).float() / 255, layers)
             for name, f in feats.items():
                 stride = crop.shape[-1] / f.shape[-1]
                 fy0, fx0 = round((y - y0) / stride), round((x - x0) / stride)

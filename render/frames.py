@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from engine.targets import resize
 
-from .plan import FramePlan
+from .images import from_uint8
 from .warp import warp_region
+
+if TYPE_CHECKING:  # plan imports the scene, which imports the jobs, which import this
+    from .plan import FramePlan
 
 
 @dataclass
@@ -82,3 +87,19 @@ class Camerawork:
     def skip(self, plan: FramePlan) -> None:
         """Advance the cumulative camera over a frame that is already rendered."""
         self.step(plan)
+
+
+@dataclass(frozen=True)
+class WarpedStart:
+    """A pipelined tile's start, made where the tile runs: the window of the previous frame (as
+    written) that its warp reads, and the camera step. Workers warp their own windows, so the
+    driver's work per tile is a blend and a crop, not a resampling."""
+
+    plan: FramePlan
+    matrices: tuple[Tensor, Tensor]
+    window: np.ndarray  # (h, w, 3) uint8 crop of the previous frame at `origin`
+    origin: tuple[int, int]
+    region: tuple[int, int, int, int]
+
+    def inputs(self, camera: Camerawork) -> FrameInputs:
+        return camera.inputs(self.plan, self.matrices, from_uint8(self.window), self.origin, self.region)

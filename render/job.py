@@ -15,6 +15,8 @@ from torch.nn import functional as F
 from engine.stylize import Progress, Settings, stylize
 from engine.targets import StyleBank, StyleTargets
 
+from .coherence import ColourMap
+from .frames import Camerawork, WarpedStart
 from .images import from_uint8, to_uint8
 from .tiles import Tile
 
@@ -35,6 +37,7 @@ class Job:
     # A patch: the size its region is resampled to; the job then returns its change, not pixels.
     work: tuple[int, int] | None = None
     style_box: tuple[float, float, float, float] | None = None  # localized style: the style's matching part
+    colour: ColourMap | None = None  # colour coherence's map for the result (not for a patch's change)
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -91,10 +94,27 @@ def resize_uint8(canvas: Tensor | np.ndarray, region: Tile, size: tuple[int, int
     return small.float().div(255).contiguous()
 
 
+def made_here(
+    start: WarpedStart | Tensor | np.ndarray | None, content: Camerawork | Tensor | np.ndarray | None
+) -> tuple[Tensor | np.ndarray | None, Tensor | np.ndarray | None, float | None]:
+    """A job's canvases (start, content) and the share of pixels its camera revealed (None if not
+    known here). A pipelined tile's start is a WarpedStart and its content the shot's camera: the
+    inputs are made now, quantised to uint8 as the driver's canvases are."""
+    if not isinstance(start, WarpedStart):
+        return start, content, None
+    inputs = start.inputs(content)
+    init = from_uint8(to_uint8(inputs.init))
+    if inputs.content is inputs.init:  # feedback content is the start itself
+        target = init
+    else:
+        target = from_uint8(to_uint8(inputs.content)) if inputs.content is not None else None
+    return init, target, 1 - float(inputs.mask.mean())
+
+
 def run_job(
     job: Job,
-    start: Tensor | np.ndarray | None,
-    content: Tensor | np.ndarray | None,
+    start: WarpedStart | Tensor | np.ndarray | None,
+    content: Camerawork | Tensor | np.ndarray | None,
     features: Callable,
     bank: StyleBank | None,
     device: str = "cpu",
@@ -105,6 +125,7 @@ def run_job(
     Returns the (H, W, 3) uint8 result and its record (seconds, losses, checks); for a patch, its
     change at working size as float16 instead.
     """
+    start, content, revealed = made_here(start, content)
     if job.work is not None:  # a patch sees its region at 2^-k; the resampling is in uint8, like the canvases
         init = resize_uint8(start, job.region, job.work) if start is not None else None
         content = resize_uint8(content, job.region, job.work) if content is not None else None
@@ -140,6 +161,8 @@ def run_job(
         temporal=temporal,
     )
     record: dict = {"seconds": round(time.perf_counter() - start, 3)}
+    if revealed is not None:
+        record["revealed"] = revealed
     record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}
     if seen:
         record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
@@ -149,6 +172,8 @@ def run_job(
     if job.work is not None:
         change = (out - init) if init is not None else out
         return change[0].permute(1, 2, 0).to(torch.float16).cpu().numpy(), record
+    if job.colour is not None:  # on the result as it would be written, here on the worker's device
+        out = job.colour.on(out.mul(255).round().div(255))
     return to_uint8(out), record
 
 

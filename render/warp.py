@@ -45,16 +45,16 @@ class Camera:
 IDENTITY = Camera()
 
 
-def _coords(matrix: Tensor, region: tuple[int, int, int, int]) -> Tensor:
-    """Source pixel coordinates (x, y) of the region's pixel centres, (h, w, 2).
+def _coords(matrix: Tensor, region: tuple[int, int, int, int], step: tuple[int, int] = (1, 1)) -> Tensor:
+    """Source pixel coordinates (x, y) of the region's pixel centres (every `step` (dy, dx)), (h, w, 2).
 
     float32 keeps a 8K frame's coordinates to about 1e-3 px, plenty for bicubic
     sampling, at half the cost of float64; the 3×3 matrix itself stays float64.
     """
     y0, x0, y1, x1 = region
     m = matrix.to(torch.float32)
-    xs = torch.arange(x0, x1, dtype=torch.float32) + 0.5
-    ys = torch.arange(y0, y1, dtype=torch.float32) + 0.5
+    xs = torch.arange(x0, x1, max(1, step[1]), dtype=torch.float32) + 0.5
+    ys = torch.arange(y0, y1, max(1, step[0]), dtype=torch.float32) + 0.5
     # x' = a·x + b·y + c, y' = d·x + e·y + f, as outer sums: no (h, w, 3) @ (3, 3) product.
     px = (m[0, 0] * xs)[None, :] + (m[0, 1] * ys + m[0, 2])[:, None]
     py = (m[1, 0] * xs)[None, :] + (m[1, 1] * ys + m[1, 2])[:, None]
@@ -75,9 +75,15 @@ def source_region(
     matrix: Tensor, region: tuple[int, int, int, int], size: tuple[int, int], border: str = "reflection"
 ) -> tuple[int, int, int, int]:
     """The part of the source frame that warping `region` reads: (y0, x0, y1, x1) with room for bicubic."""
-    pts = _fold(_coords(matrix, region), size, border)
-    lo, hi = pts.reshape(-1, 2).min(0).values, pts.reshape(-1, 2).max(0).values
     h, w = size
+    y0, x0, y1, x1 = region
+    # An affine map's extremes over the grid are at its corners; if those lie inside the frame, no
+    # point is folded and the corners alone give the box (the same float32 values, so exactly).
+    corners = _coords(matrix, (y0, x0, y1, x1), (y1 - y0 - 1, x1 - x0 - 1)).reshape(-1, 2)
+    lo, hi = corners.min(0).values, corners.max(0).values
+    if not (lo.min() >= 0 and hi[0] <= w and hi[1] <= h):
+        pts = _fold(_coords(matrix, region), size, border).reshape(-1, 2)
+        lo, hi = pts.min(0).values, pts.max(0).values
     x0, y0 = (int(v) - 3 for v in lo.floor().tolist())
     x1, y1 = (int(v) + 3 for v in hi.ceil().tolist())
     return max(0, y0), max(0, x0), min(h, y1), min(w, x1)
@@ -102,7 +108,8 @@ def warp_region(
     h, w = size
     pts = _coords(matrix, region)
     inside = ((pts >= 0) & (pts <= torch.tensor([w, h], dtype=pts.dtype))).all(dim=-1)
-    pts = _fold(pts, size, border)
+    if not inside.all():  # folding leaves points inside the frame as they are
+        pts = _fold(pts, size, border)
     sh, sw = source.shape[-2:]
     local = pts - torch.tensor([origin[1], origin[0]], dtype=pts.dtype)
     # grid_sample wants [-1, 1] across the source's edges (align_corners=False).

@@ -198,7 +198,7 @@ def test_a_suspect_result_is_rerun_with_another_seed_then_more_iterations():
     from render.job import Job
     from render.tiles import Tile
 
-    ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
     try:
         pool = WorkerPool(_SuspectActor, 1)
         pool.submit(Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11))

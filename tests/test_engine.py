@@ -6,7 +6,9 @@ import math
 
 import pytest
 import torch
+from skimage.color import rgb2lab
 
+from engine.color import lab_to_rgb, rgb_to_lab
 from engine.losses import ContentLoss, GramLoss, WassersteinLoss, gram, mean_cov, tv_loss
 from engine.stylize import Settings, scales, schedule, stylize
 from engine.targets import StyleBank, StyleTargets
@@ -205,3 +207,13 @@ def test_large_style_images_are_measured_tile_by_tile_with_the_same_statistics(t
     for layer in whole:
         (a,), (b,) = whole[layer], tiled[layer]
         assert (a - b).norm() / a.norm() < 0.03, layer  # uint8 resizing and tile edges, nothing more
+
+
+def test_lab_matches_scikit_image_and_inverts():
+    rgb = torch.rand(1, 3, 20, 30, generator=torch.Generator().manual_seed(3))
+    rgb[..., :2, :2] = 0  # black and white: the ends of both piecewise segments
+    rgb[..., 2:4, :2] = 1
+    lab = rgb_to_lab(rgb)
+    expected = torch.from_numpy(rgb2lab(rgb[0].permute(1, 2, 0).double().numpy())).permute(2, 0, 1)
+    assert (lab[0].double() - expected).abs().max() < 1e-3
+    assert (lab_to_rgb(lab) - rgb).abs().max() < 1e-4
