@@ -204,7 +204,7 @@ class Flight:
         finished = []
         while self.frames and self.frames[0].complete:
             done = self.frames.pop(0)
-            pixels = to_uint8(done.work.blend(done.round, self._ordered(done)))
+            pixels = done.work.pixels(done.round, self._ordered(done))
             if done.colour is not None and _is_patches(done):  # patches return changes, not pixels
                 pixels = done.colour(pixels)
             if self.coherence is not None:

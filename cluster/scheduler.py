@@ -173,9 +173,9 @@ def render_scene(
                               coherence, cadence))  # fmt: skip
 
     init_ray(address)
-    for flight in flights:
-        if flight.pipelining:  # its tiles' workers warp their own windows with this camera
-            flight.shared_camera = ray.put(flight.camera)  # once per shot: it holds the start image
+    for shot, flight in zip(scene.shots, flights, strict=True):
+        if flight.pipelining:  # its tiles' workers warp their own windows with this camera, sent once
+            flight.shared_camera = ray.put(flight.camera.for_workers(shot.frames.content))
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
     video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,15 @@ class Camerawork:
         if plan.temporal_weight > 0:  # the mask travels with the start, as its 4th channel
             init = torch.cat([init, mask], dim=1)
         return FrameInputs(init, content, mask)
+
+    def for_workers(self, content: str) -> Camerawork:
+        """What workers need to warp their own tiles: this camera, without the start image where
+        the shot's later frames never read it (an 8K start is 400 MB in the object store)."""
+        if content == "fixed" or self.border == "content" or self.anchor:
+            return self
+        lean = copy.copy(self)
+        lean.start = None
+        return lean
 
     def advance(self, plan: FramePlan, previous: Tensor | None) -> FrameInputs:
         """Step to frame `plan` and return the inputs of the whole frame."""

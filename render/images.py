@@ -119,12 +119,24 @@ def load_image(source: str | Path, base: Path | None = None, max_pixels: int = M
 
 def to_uint8(x: Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
-    return x.detach()[0].float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    x = x.detach()[0]
+    c, h, w = x.shape
+    out = torch.empty(h, w, c, dtype=torch.uint8)
+    for y in range(0, h, _BAND):  # a band at a time: an 8K frame is 400 MB a float copy
+        band = x[:, y : y + _BAND].float().clamp(0, 1).mul_(255).round_().byte()
+        out[y : y + _BAND] = band.permute(1, 2, 0).cpu()
+    return out.numpy()
+
+
+_BAND = 256  # rows converted at once by to_uint8
 
 
 def from_uint8(a: np.ndarray) -> Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(a.astype(np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+    h, w, c = a.shape
+    out = np.empty((1, c, h, w), np.float32)  # the one float copy: an 8K frame is 400 MB a copy
+    np.divide(a.transpose(2, 0, 1)[None], 255, out=out, dtype=np.float32)
+    return torch.from_numpy(out)
 
 
 def check_output_path(path: Path) -> None:

@@ -186,6 +186,10 @@ class PatchWork:
             blender.add(tile, upsample(change, tile.size))
         return quantise(start + blender.result())
 
+    def pixels(self, index: int, results) -> np.ndarray:
+        """The finished frame as uint8."""
+        return to_uint8(self.blend(index, results))
+
 
 def upsample(change: np.ndarray, size: tuple[int, int]) -> Tensor:
     """A patch's (h, w, 3) change at working size, smoothly resampled to its region: (1, 3, H, W)."""

@@ -117,7 +117,7 @@ class Blender:
     def result(self) -> Tensor:
         if (self.weight <= 0).any():
             raise RuntimeError("tiles do not cover the frame")
-        return self.sum / self.weight
+        return self.sum.div_(self.weight)  # in place: a blender gives its result once
 
 
 def overlaps(a: Tile, b: Tile) -> bool:

@@ -7,7 +7,7 @@ import torch
 from engine.score import score
 from engine.stylize import Settings
 from engine.targets import StyleBank
-from render.images import load_image
+from render.images import load_image, to_uint8
 from render.job import run_job
 from render.tiled import FrameWork, run_frame, serially
 from render.tiles import Blender, grid, grid_offset
@@ -80,3 +80,13 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     assert s_tiled["style"] < 2 * s_whole["style"] and s_tiled["content"] < 1.5 * s_whole["content"]
     assert seam_ratio(tiled, tiles) <= 1.2
     assert seam_ratio(hard, hard_tiles) > 1.2  # the measure does see seams where tiles are not feathered
+
+
+def test_a_finished_frame_blended_in_bands_equals_the_whole_blend():
+    work = FrameWork(3, (300, 200), Settings(iterations=2, min_size=300), None, None, (1.0,), seed=1,
+                     tile=96, overlap=16)  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    results = [(job.region, (torch.rand(*job.region.size, 3, generator=g) * 255).byte().numpy())
+               for job in work.tile_jobs(0)]  # fmt: skip
+    whole = to_uint8(work.blend(0, results))
+    assert (work.pixels(0, results) == whole).all()
