@@ -9,6 +9,7 @@ locality: texture from a photo with and without --localized; the style
           distance of each output half to each half of the style image.
 
 Usage: python bench/patches.py [memory] [quality] [locality] [--workers N]
+       [--patch-steps N] [--plain-iterations N]
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ def run(args: list[str], threads: int) -> float:
     return round(time.perf_counter() - start, 1)
 
 
-def memory(tmp: Path, workers: int) -> dict:
+def memory(tmp: Path, args: argparse.Namespace) -> dict:
     """The same patches on a 1024 and a 4096 canvas: a worker's peak should not grow with the canvas."""
-    return {f"{side}x{side}": memory_at(tmp, workers, side) for side in (1024, 4096)}
+    return {f"{side}x{side}": memory_at(tmp, args.workers, side) for side in (1024, 4096)}
 
 
 def memory_at(tmp: Path, workers: int, side: int) -> dict:
@@ -86,13 +87,14 @@ def style_at(out: Path, style: str, sides: list[int]) -> dict[int, float]:
     return {side: round(score(picture, None, target, net, long_side=side)["style"], 5) for side in sides}
 
 
-def quality(tmp: Path, workers: int) -> dict:
+def quality(tmp: Path, args: argparse.Namespace) -> dict:
     content, style = image("tubingen", "chelsea"), image("starry_night", "ihc")
     sides = [256, 512, 1024]
     threads = os.cpu_count() or 1
     common = ["-c", content, "-s", style, "--size", "1024"]
-    patches = ["--patches", "--patch-size", "256", "--patch-rounds", "6", "--patch-steps", "10"]
-    plain_iterations = 20
+    steps = str(args.patch_steps)
+    patches = ["--patches", "--patch-size", "256", "--patch-rounds", "6", "--patch-steps", steps]
+    plain_iterations, workers = args.plain_iterations, args.workers
     out: dict = {"content": content, "style": style, "output_long_side": 1024}
     seconds = run(["still", *common, *patches, "--workers", str(workers), "-o", str(tmp / "p.png")],
                   max(1, threads // workers))  # fmt: skip
@@ -108,7 +110,7 @@ def quality(tmp: Path, workers: int) -> dict:
     return out
 
 
-def locality(tmp: Path, workers: int) -> dict:
+def locality(tmp: Path, args: argparse.Namespace) -> dict:
     import torch
 
     from engine.score import score
@@ -141,13 +143,13 @@ def main() -> None:
     )
     parser.add_argument("parts", nargs="*", default=["memory", "quality", "locality"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--patch-steps", type=int, default=10, help="quality: steps per patch")
+    parser.add_argument("--plain-iterations", type=int, default=20, help="quality: the multi-scale still's")
     args = parser.parse_args()
     result: dict = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} cpus, CPU only"}
     with tempfile.TemporaryDirectory() as tmp:
         for part in args.parts:
-            result[part] = {"memory": memory, "quality": quality, "locality": locality}[part](
-                Path(tmp), args.workers
-            )
+            result[part] = {"memory": memory, "quality": quality, "locality": locality}[part](Path(tmp), args)
             print(json.dumps({part: result[part]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
 

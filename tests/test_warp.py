@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from render.warp import Camera, warp
+from render.frames import Camerawork, WarpedStart
+from render.images import from_uint8, to_uint8
+from render.plan import FramePlan
+from render.warp import Camera, source_region, warp
 from tests.conftest import smooth_image
 
 
@@ -49,3 +52,33 @@ def test_translation_moves_the_picture_right_and_down():
     assert out[0, 0, 3, 5] == 1
     assert (out * mask)[0, 0].sum() == 1  # inside the mask the impulse is only where it moved to
     assert mask[0, 0, :, :3].sum() == 0 and mask[0, 0, :1].sum() == 0 and mask[0, 0, 1:, 3:].min() == 1
+
+
+def _plan(camera: Camera, content: str = "feedback") -> FramePlan:
+    return FramePlan(5, 0, 5, (1.0,), camera, 4, content, 1.0, 1.0, 0.0, temporal_weight=10.0)
+
+
+def test_a_tile_warped_from_its_window_equals_its_part_of_the_whole_frame_warp():
+    size = (60, 80)
+    previous = from_uint8(to_uint8(smooth_image(1, size)))  # as written to disk
+    camera = Camerawork(size, smooth_image(2, size), "reflection", anchor=0.2)
+    for cam in (Camera(zoom=1.1, angle=7, translate_x=3), Camera(zoom=0.9, angle=-5, translate_y=-4)):
+        plan = _plan(cam)
+        matrices = camera.step(plan)
+        whole = camera.inputs(plan, matrices, previous)
+        for region in ((0, 0, 30, 40), (25, 35, 60, 80), (10, 0, 50, 17)):
+            y0, x0, y1, x1 = src = source_region(matrices[0], region, size)
+            window = to_uint8(previous[..., y0:y1, x0:x1])
+            tile = WarpedStart(plan, matrices, window, src[:2], region).inputs(camera.for_workers("feedback"))
+            crop = (..., slice(region[0], region[2]), slice(region[1], region[3]))
+            assert torch.allclose(tile.init, whole.init[crop], atol=1e-6)
+            assert torch.allclose(tile.content, whole.content[crop], atol=1e-6)
+            assert torch.equal(tile.mask, whole.mask[crop])
+
+
+def test_workers_get_the_start_image_only_where_later_frames_read_it():
+    start = smooth_image(2, (20, 30))
+    assert Camerawork((20, 30), start, "reflection").for_workers("feedback").start is None
+    assert Camerawork((20, 30), start, "reflection").for_workers("fixed").start is start
+    assert Camerawork((20, 30), start, "reflection", anchor=0.1).for_workers("feedback").start is start
+    assert Camerawork((20, 30), start, "content").for_workers("feedback").start is start
