@@ -5,7 +5,11 @@ raylet and workers included) is summed every 0.2 s; the peak of that sum is
 reported. Target: under 4 GB, because memory per job depends on the tile
 size, not on the frame size.
 
-Usage: python bench/memory.py [--iterations N] [--skip-scene] [--skip-still]
+With --stand-in the scene's worker is bench/cluster.py's SleepWorker: the
+driver, Ray and the object store do their real work in a minute, which is
+what to watch when changing the driver.
+
+Usage: python bench/memory.py [--iterations N] [--skip-scene] [--skip-still] [--stand-in]
 """
 
 from __future__ import annotations
@@ -60,9 +64,10 @@ def peak_memory(cmd: list[str]) -> dict:
     """Run `cmd`; peaks of the summed RSS and PSS of its process tree, and of one worker's RSS."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    rss = pss = worker = worker_pss = 0
+    rss = pss = worker = worker_pss = driver_pss = 0
     while proc.poll() is None:
         tree = _memory_of_tree(proc.pid)
+        driver_pss = max(driver_pss, tree.get(proc.pid, (0, 0, ""))[1])
         rss = max(rss, sum(r for r, _, _ in tree.values()))
         pss = max(pss, sum(p for _, p, _ in tree.values()))
         worker = max([worker] + [r for r, _, c in tree.values() if "FrameWorker" in c])
@@ -72,7 +77,8 @@ def peak_memory(cmd: list[str]) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
     gb = lambda n: round(n / 2**30, 3)  # noqa: E731
-    result = {"peak_rss_gb": gb(rss), "peak_pss_gb": gb(pss), "wall_s": round(time.perf_counter() - start, 1)}
+    result = {"peak_rss_gb": gb(rss), "peak_pss_gb": gb(pss), "peak_driver_pss_gb": gb(driver_pss),
+              "wall_s": round(time.perf_counter() - start, 1)}  # fmt: skip
     return result | (
         {"peak_worker_rss_gb": gb(worker), "peak_worker_pss_gb": gb(worker_pss)} if worker else {}
     )
@@ -87,7 +93,11 @@ def main() -> None:
     )
     parser.add_argument("--skip-still", action="store_true")
     parser.add_argument("--skip-scene", action="store_true")
+    parser.add_argument("--stand-in", action="store_true", help="the scene with stand-in workers")
+    parser.add_argument("--render-with-stand-ins", metavar="SCENE", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.render_with_stand_ins:  # the child process that --stand-in measures
+        return _render_with_stand_ins(Path(args.render_with_stand_ins))
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
@@ -117,8 +127,23 @@ def main() -> None:
                 f'[output]\nwidth = {WIDTH}\nheight = {HEIGHT}\nframes = 1\n[styles]\nihc = "builtin:ihc"\n'
                 f'[start]\ncontent = "{big}"\niterations = {args.iterations}\n'
             )
-            result["one_frame_scene"] = peak_memory([*stylereel, "render", str(scene)])
+            if args.stand_in:
+                cmd = [sys.executable, __file__, "--render-with-stand-ins", str(scene)]
+                result["one_frame_scene_stand_in_worker"] = peak_memory(cmd)
+            else:
+                result["one_frame_scene"] = peak_memory([*stylereel, "render", str(scene)])
     print(json.dumps(result, indent=2))
+
+
+def _render_with_stand_ins(scene: Path) -> None:
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT))
+    spec = importlib.util.spec_from_file_location("cluster_bench", ROOT / "bench" / "cluster.py")
+    bench = importlib.util.module_from_spec(spec)  # not `import cluster`: that is the project's package
+    spec.loader.exec_module(bench)
+    bench.SleepWorker.seconds_per_megapixel = 0.05
+    bench.render_scene(bench.load_scene(scene), scene.with_suffix(".render"), actor_class=bench.SleepWorker)
 
 
 if __name__ == "__main__":
