@@ -166,9 +166,10 @@ def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dic
     results = {}
     for n in counts:
         out = tmp / f"w{n}.render"
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
         render_scene(scene, out, workers=n, **render)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        busy = machine_busy_seconds() - busy
         ray.shutdown()
         # The driver's CPU time (all its threads, Ray's start included) per frame: on a real cluster,
         # where workers have CPUs of their own, the frame rate cannot pass 1 / this.
@@ -176,8 +177,19 @@ def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dic
         results[n] = steady(out) | {
             "wall_s": round(wall, 1),
             "driver_cpu_s_per_frame": round(cpu / frames, 3),
+            # Every process of the simulated cluster shares this machine's cores: when this is near 1,
+            # the figure above measures the machine, not the scheduler.
+            "machine_cpu_busy": round(busy / (wall * (os.cpu_count() or 1)), 3),
+            "machine_cpu_s_per_frame": round(busy / frames, 3),
         }
     return results
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds this machine has spent busy (all cores, all processes) since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ frame's leading style.
 - cadence 3: compute time <= 40 % of cadence 1, warping error <= 1.2x.
 
 Usage: python bench/movie.py [--frames 300] [--size 96x64] [--weights 0,300,1000]
+       [--only zoom_defaults] [--set color_coherence=0.5]
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", default="96x64")
     parser.add_argument("--weights", default="", help="temporal weights to sweep on the zoom scene instead")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="a [frames] key for every run, as TOML (repeatable): --set color_coherence=0.5",
+    )  # fmt: skip
     parser.add_argument("--plots", type=Path, help="write each run's metrics plot into this folder")
     parser.add_argument(
         "--only", default="", help="comma list of runs: zoom, zoom_temporal, zoom_cadence3, ..."
@@ -134,6 +139,8 @@ def main() -> None:
         runs = {f"zoom_w{w}": (ZOOM, {"temporal_weight": float(w)}) for w in args.weights.split(",")}
     if args.only:
         runs = {k: v for k, v in runs.items() if k in args.only.split(",")}
+    extra = dict(item.split("=", 1) for item in args.set)
+    runs = {name: (kind, extra | keys) for name, (kind, keys) in runs.items()}
     result["default_temporal_weight"] = default_weight
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, keys) in runs.items():

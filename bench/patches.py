@@ -9,7 +9,8 @@ locality: texture from a photo with and without --localized; the style
           distance of each output half to each half of the style image.
 
 Usage: python bench/patches.py [memory] [quality] [locality] [--workers N]
-       [--patch-steps N] [--plain-iterations N]
+       [--patch-steps N] [--patch-rounds N]
+       [--patch-scale-bias P] [--plain-iterations N]
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ def quality(tmp: Path, args: argparse.Namespace) -> dict:
     sides = [256, 512, 1024]
     threads = os.cpu_count() or 1
     common = ["-c", content, "-s", style, "--size", "1024"]
-    steps = str(args.patch_steps)
-    patches = ["--patches", "--patch-size", "256", "--patch-rounds", "6", "--patch-steps", steps]
+    patches = ["--patches", "--patch-size", "256", "--patch-rounds", str(args.patch_rounds), "--patch-steps",
+               str(args.patch_steps), "--patch-scale-bias", str(args.patch_scale_bias)]  # fmt: skip
     plain_iterations, workers = args.plain_iterations, args.workers
     out: dict = {"content": content, "style": style, "output_long_side": 1024}
     seconds = run(["still", *common, *patches, "--workers", str(workers), "-o", str(tmp / "p.png")],
@@ -103,6 +104,8 @@ def quality(tmp: Path, args: argparse.Namespace) -> dict:
         "wall_s": seconds,
         "style": style_at(tmp / "p.png", style, sides),
     }
+    if not plain_iterations:
+        return out
     seconds = run(["still", *common, "--iterations", str(plain_iterations), "--tile", "1024",
                    "-o", str(tmp / "m.png")], threads)  # fmt: skip
     out["multiscale"] = {"args": f"--iterations {plain_iterations}", "wall_s": seconds,
@@ -144,7 +147,11 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", default=["memory", "quality", "locality"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--patch-steps", type=int, default=10, help="quality: steps per patch")
-    parser.add_argument("--plain-iterations", type=int, default=20, help="quality: the multi-scale still's")
+    parser.add_argument("--patch-rounds", type=int, default=6, help="quality: patch rounds")
+    parser.add_argument("--patch-scale-bias", type=float, default=0.5, help="quality: binomial p of scales")
+    parser.add_argument(
+        "--plain-iterations", type=int, default=20, help="quality: the multi-scale still's (0: skip it)"
+    )
     args = parser.parse_args()
     result: dict = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} cpus, CPU only"}
     with tempfile.TemporaryDirectory() as tmp:
