@@ -22,6 +22,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -91,16 +92,41 @@ class SleepWorker:
         return (-1, 0, 0, 0.0)
 
 
-def steady(outdir: Path) -> dict:
-    """After the first frame (which is coarse to fine): the mean time between frame completions, and
-    the mean of the job seconds a frame took as the workers measured them."""
+def completions(outdir: Path) -> tuple[list[float], list[dict]]:
+    """After the first frame (which is coarse to fine): the frames' completion times, sorted, and their
+    manifest records."""
     frames = json.loads((outdir / "manifest.json").read_text())["frames"]
     later = [frames[k] for k in frames if k != "0"]
-    done = sorted(f["finished"] for f in later)
+    return sorted(f["finished"] for f in later), later
+
+
+def steady(outdir: Path) -> dict:
+    """The mean time between frame completions after the first, and the mean of the job seconds a frame
+    took as the workers measured them."""
+    done, later = completions(outdir)
     return {
         "seconds_per_frame": round((done[-1] - done[0]) / (len(done) - 1), 3),
         "job_seconds_per_frame": round(sum(f["job_seconds"] for f in later) / len(later), 3),
     }
+
+
+class BusySampler(threading.Thread):
+    """Samples the machine's busy CPU seconds and this process's (the driver's) every 0.2 s, to measure
+    them over the steady frames only."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.samples: list[tuple[float, float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.samples.append((time.time(), machine_busy_seconds(), time.process_time()))
+
+    def between(self, t0: float, t1: float) -> tuple[float, float]:
+        """(machine, driver) CPU seconds from t0 to t1."""
+        times, *seconds = zip(*self.samples, strict=True)
+        return tuple(float(np.interp(t1, times, s) - np.interp(t0, times, s)) for s in seconds)
 
 
 def driver_overhead(scene_path: Path, outdir: Path) -> dict:
@@ -166,21 +192,26 @@ def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dic
     results = {}
     for n in counts:
         out = tmp / f"w{n}.render"
-        start, cpu, busy = time.perf_counter(), time.process_time(), machine_busy_seconds()
+        start, cpu, sampler = time.perf_counter(), time.process_time(), BusySampler()
+        sampler.start()
         render_scene(scene, out, workers=n, **render)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        busy = machine_busy_seconds() - busy
+        sampler.stop.set()
+        sampler.join()
         ray.shutdown()
+        done, _ = completions(out)
+        busy, driver = sampler.between(done[0], done[-1])
         # The driver's CPU time (all its threads, Ray's start included) per frame: on a real cluster,
         # where workers have CPUs of their own, the frame rate cannot pass 1 / this.
         frames = scene.frame_count
         results[n] = steady(out) | {
             "wall_s": round(wall, 1),
             "driver_cpu_s_per_frame": round(cpu / frames, 3),
-            # Every process of the simulated cluster shares this machine's cores: when this is near 1,
-            # the figure above measures the machine, not the scheduler.
-            "machine_cpu_busy": round(busy / (wall * (os.cpu_count() or 1)), 3),
-            "machine_cpu_s_per_frame": round(busy / frames, 3),
+            # Every process of the simulated cluster shares this machine's cores: when this is near 1
+            # over the steady frames, seconds_per_frame measures the machine, not the scheduler.
+            "steady_machine_cpu_busy": round(busy / ((done[-1] - done[0]) * (os.cpu_count() or 1)), 3),
+            "steady_machine_cpu_s_per_frame": round(busy / (len(done) - 1), 3),
+            "steady_driver_cpu_s_per_frame": round(driver / (len(done) - 1), 3),
         }
     return results
 

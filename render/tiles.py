@@ -7,6 +7,7 @@ ramp linearly across each overlap, so no seam shows.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -68,9 +69,15 @@ def grid_offset(seed: int, frame: int, tile: int, overlap: int) -> tuple[int, in
 
 
 def feather(tile: Tile, height: int, width: int, overlap: int) -> Tensor:
-    """(1, 1, h, w) weights: 1 inside, ramping down across the overlap on sides that border another tile."""
-    h, w = tile.size
+    """(1, 1, h, w) weights: 1 inside, ramping down across the overlap on sides that border another tile.
+    Shared between calls (a frame's tiles have few distinct shapes, and the driver blends each tile
+    into several windows): read it, never write to it."""
+    inner = (tile.y0 > 0, tile.y1 < height, tile.x0 > 0, tile.x1 < width)
+    return _feather(*tile.size, *inner, overlap)
 
+
+@functools.lru_cache(maxsize=64)
+def _feather(h: int, w: int, top: bool, bottom: bool, left: bool, right: bool, overlap: int) -> Tensor:
     def ramp(n: int, lo_inner: bool, hi_inner: bool) -> Tensor:
         r = torch.ones(n)
         if overlap:
@@ -82,9 +89,7 @@ def feather(tile: Tile, height: int, width: int, overlap: int) -> Tensor:
                 r[n - k :] = torch.minimum(r[n - k :], edge[:k].flip(0))
         return r
 
-    ry = ramp(h, tile.y0 > 0, tile.y1 < height)
-    rx = ramp(w, tile.x0 > 0, tile.x1 < width)
-    return (ry[:, None] * rx[None, :])[None, None]
+    return (ramp(h, top, bottom)[:, None] * ramp(w, left, right)[None, :])[None, None]
 
 
 class Blender:
