@@ -70,13 +70,15 @@ def grid_offset(seed: int, frame: int, tile: int, overlap: int) -> tuple[int, in
 
 def feather(tile: Tile, height: int, width: int, overlap: int) -> Tensor:
     """(1, 1, h, w) weights: 1 inside, ramping down across the overlap on sides that border another tile.
-    Shared between calls (a frame's tiles have few distinct shapes, and the driver blends each tile
-    into several windows): read it, never write to it."""
+    Tiles up to a megapixel share their weights between calls (a frame's tiles have few distinct
+    shapes, and the driver blends each tile into several windows): read them, never write to them.
+    Larger regions (coarse patches) are few, so they are not kept."""
     inner = (tile.y0 > 0, tile.y1 < height, tile.x0 > 0, tile.x1 < width)
-    return _feather(*tile.size, *inner, overlap)
+    weights = _feather if tile.size[0] * tile.size[1] <= 1 << 20 else _feather.__wrapped__
+    return weights(*tile.size, *inner, overlap)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)  # at most 128 MB
 def _feather(h: int, w: int, top: bool, bottom: bool, left: bool, right: bool, overlap: int) -> Tensor:
     def ramp(n: int, lo_inner: bool, hi_inner: bool) -> Tensor:
         r = torch.ones(n)

@@ -10,7 +10,7 @@ from engine.targets import StyleBank
 from render.images import load_image, to_uint8
 from render.job import run_job
 from render.tiled import FrameWork, run_frame, serially
-from render.tiles import Blender, grid, grid_offset
+from render.tiles import Blender, Tile, feather, grid, grid_offset
 
 
 def test_grid_covers_the_frame_for_any_offset_and_blends_exactly():
@@ -90,3 +90,15 @@ def test_a_finished_frame_blended_in_bands_equals_the_whole_blend():
                for job in work.tile_jobs(0)]  # fmt: skip
     whole = to_uint8(work.blend(0, results))
     assert (work.pixels(0, results) == whole).all()
+
+
+def test_feather_weights_are_shared_but_never_changed():
+    tile = grid(300, 200, 96, 16, (5, 7))[4]
+    first = feather(tile, 300, 200, 16).clone()
+    blender = Blender(300, 200, 16, window=tile)
+    blender.add(tile, torch.rand(1, 3, *tile.size))
+    blender.result()
+    assert feather(tile, 300, 200, 16) is feather(tile, 300, 200, 16)  # kept: the driver reuses it
+    assert torch.equal(feather(tile, 300, 200, 16), first)
+    big = Tile(0, 0, 1100, 1000)  # over a megapixel: computed afresh, not kept
+    assert feather(big, 2000, 2000, 16) is not feather(big, 2000, 2000, 16)
