@@ -337,10 +337,11 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
                        f"{c.translate_y:<7.4g} {p.iterations:<6d} {p.content}")  # fmt: skip
         o = loaded.output
         minutes = estimate_seconds(loaded, plans) / 60
+        gpu = estimate_seconds(loaded, plans, gpu=True) / 60
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         typer.echo(
             f"about {minutes:.1f} min on a 2-core CPU in float32, {minutes / 1.6:.1f} min in bf16 "
-            "(the default where the CPU has it); GPUs: not measured yet"
+            f"(the default where the CPU has it); about {gpu:.1f} min on one H100"
         )
 
 

@@ -148,6 +148,21 @@ def test_bundled_scenes_are_valid():
         assert plan_scene(load_scene(path))
 
 
+def test_estimates_follow_the_frame_size_and_the_gpu_waits_on_launches_below_512(tmp_path):
+    from render.plan import estimate_seconds
+
+    def estimates(width: int, height: int) -> tuple[float, float]:
+        text = GOOD.replace("width = 48", f"width = {width}").replace("height = 32", f"height = {height}")
+        scene = load_scene(write(tmp_path, text, f"{width}.toml"))
+        plans = plan_scene(scene)
+        return estimate_seconds(scene, plans), estimate_seconds(scene, plans, gpu=True)
+
+    (cpu_small, gpu_small), (cpu_big, gpu_big) = estimates(48, 32), estimates(4800, 3200)
+    assert cpu_big == pytest.approx(cpu_small * 10_000)  # the CPU's time follows the pixels
+    assert gpu_small > cpu_small  # 48x32 on a GPU: launch-bound, so slower than its pixels say
+    assert 40 < cpu_big / gpu_big < 60  # at 15 MP, the measured rates' ratio
+
+
 def test_schema_and_plan_commands(tmp_path):
     path = write(tmp_path, GOOD)
     result = subprocess.run([sys.executable, "-m", "cluster.cli", "schema"], capture_output=True, text=True)
@@ -158,6 +173,7 @@ def test_schema_and_plan_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
+    assert "min on a 2-core CPU" in lines[-1] and "min on one H100" in lines[-1]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
     result = subprocess.run(
         [sys.executable, "-m", "cluster.cli", "plan", str(bad)], capture_output=True, text=True
