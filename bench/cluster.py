@@ -192,25 +192,23 @@ def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dic
     results = {}
     for n in counts:
         out = tmp / f"w{n}.render"
-        start, cpu, sampler = time.perf_counter(), time.process_time(), BusySampler()
+        start, sampler = time.perf_counter(), BusySampler()
         sampler.start()
         render_scene(scene, out, workers=n, **render)
-        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        wall = time.perf_counter() - start
         sampler.stop.set()
         sampler.join()
         ray.shutdown()
         done, _ = completions(out)
         busy, driver = sampler.between(done[0], done[-1])
-        # The driver's CPU time (all its threads, Ray's start included) per frame: on a real cluster,
-        # where workers have CPUs of their own, the frame rate cannot pass 1 / this.
-        frames = scene.frame_count
         results[n] = steady(out) | {
             "wall_s": round(wall, 1),
-            "driver_cpu_s_per_frame": round(cpu / frames, 3),
             # Every process of the simulated cluster shares this machine's cores: when this is near 1
             # over the steady frames, seconds_per_frame measures the machine, not the scheduler.
             "steady_machine_cpu_busy": round(busy / ((done[-1] - done[0]) * (os.cpu_count() or 1)), 3),
             "steady_machine_cpu_s_per_frame": round(busy / (len(done) - 1), 3),
+            # The driver's CPU time (all its threads) per frame: on a real cluster, where workers have
+            # CPUs of their own, the frame rate cannot pass 1 / this.
             "steady_driver_cpu_s_per_frame": round(driver / (len(done) - 1), 3),
         }
     return results

@@ -126,9 +126,9 @@ def locality(tmp: Path, args: argparse.Namespace) -> dict:
     out: dict = {"style": style, "size": 256}
     for localized in (True, False):
         path = tmp / f"loc{localized}.png"
-        args = ["still", "--mode", "texture", "-s", style, "--size", "256", "--patches", "--patch-size", "64",
-                "--patch-rounds", "6", "--patch-steps", "10", "-o", str(path)]  # fmt: skip
-        run(args + (["--localized"] if localized else []), os.cpu_count() or 1)
+        command = ["still", "--mode", "texture", "-s", style, "--size", "256", "--patches", "--patch-size",
+                   "64", "--patch-rounds", "6", "--patch-steps", "10", "-o", str(path)]  # fmt: skip
+        run(command + (["--localized"] if localized else []), os.cpu_count() or 1)
         picture = load_image(str(path))
         distance = {}
         for side, part in zip(("left", "right"), halves(picture), strict=True):

@@ -117,6 +117,9 @@ def load_image(source: str | Path, base: Path | None = None, max_pixels: int = M
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].contiguous()
 
 
+_BAND = 256  # rows converted at once by to_uint8
+
+
 def to_uint8(x: Tensor) -> np.ndarray:
     """(1, 3, H, W) in [0, 1] -> (H, W, 3) uint8, rounded."""
     x = x.detach()[0]
@@ -126,9 +129,6 @@ def to_uint8(x: Tensor) -> np.ndarray:
         band = x[:, y : y + _BAND].float().clamp(0, 1).mul_(255).round_().byte()
         out[y : y + _BAND] = band.permute(1, 2, 0).cpu()
     return out.numpy()
-
-
-_BAND = 256  # rows converted at once by to_uint8
 
 
 def from_uint8(a: np.ndarray) -> Tensor:
