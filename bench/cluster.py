@@ -73,6 +73,7 @@ class SleepWorker:
     seconds_per_megapixel = 1.5  # GPU seconds for 10 iterations on a megapixel; set by main()
 
     def __init__(self, styles, weights, device, threads) -> None:  # noqa: ANN001
+        torch.set_num_threads(max(1, threads))  # as FrameWorker: its own warps use the node's cores only
         self.name = f"sleep:{os.getpid()}"
 
     def render(

@@ -31,7 +31,7 @@ from render.job import Job
 from render.patches import PatchWork
 from render.plan import FramePlan
 from render.tiled import FrameWork
-from render.tiles import Tile, overlaps
+from render.tiles import Mosaic, Tile
 from render.warp import source_region
 
 # Jobs ready to run, grouped by the canvases (start, content) they crop from.
@@ -59,6 +59,7 @@ class Frame:
     between: list[FramePlan] = field(default_factory=list)
     steps: list[Tensor] = field(default_factory=list)
     colour: ColourMap | None = None  # colour coherence's map for this frame
+    mosaic: Mosaic | None = None  # a pipelined frame's pixels, final cell by cell as its tiles come back
 
     @property
     def round_complete(self) -> bool:
@@ -144,6 +145,7 @@ class Flight:
             frame.waiting[job.tile] = job
             r = job.region
             frame.sources[job.tile] = source_region(matrices[0], (r.y0, r.x0, r.y1, r.x1), size)
+        self._final(frame)
         self.frames.append(frame)
         return self._ready(frame)
 
@@ -156,7 +158,14 @@ class Flight:
         jobs, start, content = frame.work.jobs(frame.round, canvas)
         jobs = self._coloured(frame, jobs)
         frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
+        self._final(frame)
         return jobs, start, content
+
+    def _final(self, frame: Frame) -> None:
+        """In a frame's last round, its pixels are blended cell by cell as the tiles come back (patch
+        rounds return changes to a canvas instead): the next frame's pipelined tiles read them."""
+        if frame.round + 1 == len(frame.work.rounds) and not _is_patches(frame):
+            frame.mosaic = Mosaic(frame.tiles, *self.camera.size, frame.work.overlap)
 
     @staticmethod
     def _coloured(frame: Frame, jobs: list[Job]) -> list[Job]:
@@ -178,10 +187,9 @@ class Flight:
                 pixels = self.previous[src[0] : src[2], src[1] : src[3]]
             else:
                 window = Tile(*src)
-                if any(overlaps(t, window) and i not in ahead.results for i, t in ahead.tiles.items()):
+                if not ahead.mosaic.ready(window):
                     continue
-                part = sorted((i, t) for i, t in ahead.tiles.items() if overlaps(t, window))
-                pixels = to_uint8(ahead.work.blend(0, ((t, ahead.results[i]) for i, t in part), window))
+                pixels = ahead.mosaic.window(window)
             job = frame.waiting.pop(index)
             r = job.region
             start = WarpedStart(frame.plan, frame.matrices, pixels, src[:2], (r.y0, r.x0, r.y1, r.x1))
@@ -193,6 +201,8 @@ class Flight:
         frame now finished, in order (a frame finishes only after the one before it)."""
         frame = next(f for f in self.frames if f.plan.index == job.frame)
         frame.results[job.tile] = pixels
+        if frame.mosaic is not None:
+            frame.mosaic.add(job.tile, pixels)
         frame.records.append(record)
         if "revealed" in record:  # a pipelined tile's worker made its inputs and measured it
             frame.revealed.append(record["revealed"])
@@ -204,7 +214,10 @@ class Flight:
         finished = []
         while self.frames and self.frames[0].complete:
             done = self.frames.pop(0)
-            pixels = done.work.pixels(done.round, self._ordered(done))
+            if done.mosaic is not None:
+                pixels = done.mosaic.pixels
+            else:
+                pixels = done.work.pixels(done.round, self._ordered(done))
             if done.colour is not None and _is_patches(done):  # patches return changes, not pixels
                 pixels = done.colour(pixels)
             if self.coherence is not None:

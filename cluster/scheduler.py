@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+import torch
 from torch import Tensor
 
 from engine.stylize import Settings
@@ -192,6 +193,11 @@ def render_scene(
             video.write(store.read(encoded) if encoded != plan.index else pixels)
             encoded += 1
 
+    # The driver's tensor work is many small operations between Ray calls (cells of a blend, colour
+    # statistics); torch's pool would parallelise each across cores, and its threads spin-wait after
+    # every one: most of a core, taken from the workers beside the driver. One thread does it in less CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         writer.submit(write_existing, video, store, done).result()
         encoded = _prefix(done)
@@ -222,6 +228,7 @@ def render_scene(
         video.close(e)
         raise
     finally:
+        torch.set_num_threads(threads)
         (outdir / PROGRESS_FILE).unlink(missing_ok=True)
     if pool.warnings:
         manifest.warnings = pool.warnings

@@ -7,12 +7,16 @@ ramp linearly across each overlap, so no seam shows.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from .images import from_uint8, to_uint8
 
 MIN_SPAN = 32  # VGG-19 pools four times before relu5_1
 
@@ -109,8 +113,8 @@ class Blender:
         self.sum = torch.zeros(1, 3, h, w)
         self.weight = torch.zeros(1, 1, h, w)
 
-    def add(self, tile: Tile, image: Tensor) -> None:
-        """Add a tile's (1, 3, h, w) result: the part of it inside the window."""
+    def add(self, tile: Tile, image: Tensor | np.ndarray) -> None:
+        """Add a tile's result, (1, 3, h, w) float or (h, w, 3) uint8: the part of it inside the window."""
         win = self.window
         part = Tile(max(tile.y0, win.y0), max(tile.x0, win.x0), min(tile.y1, win.y1), min(tile.x1, win.x1))
         if part.y0 >= part.y1 or part.x0 >= part.x1:
@@ -118,13 +122,72 @@ class Blender:
         in_tile = Tile(part.y0 - tile.y0, part.x0 - tile.x0, part.y1 - tile.y0, part.x1 - tile.x0)
         in_window = Tile(part.y0 - win.y0, part.x0 - win.x0, part.y1 - win.y0, part.x1 - win.x0)
         w = in_tile.crop(feather(tile, self.height, self.width, self.overlap))
-        in_window.crop(self.sum).add_(in_tile.crop(image) * w)
+        if isinstance(image, np.ndarray):  # convert only the part inside the window
+            part = from_uint8(image[in_tile.y0 : in_tile.y1, in_tile.x0 : in_tile.x1])
+        else:
+            part = in_tile.crop(image)
+        in_window.crop(self.sum).add_(part * w)
         in_window.crop(self.weight).add_(w)
 
     def result(self) -> Tensor:
         if (self.weight <= 0).any():
             raise RuntimeError("tiles do not cover the frame")
         return self.sum.div_(self.weight)  # in place: a blender gives its result once
+
+
+class Mosaic:
+    """A frame's tiles blended as they come back, each cell once: the cells are the rectangles between
+    tile edges, each covered by a fixed set of tiles, and a cell is final as soon as those are back.
+
+    A pipelined frame's window is then a copy of finished cells, not a blend of its own, and the
+    finished frame costs nothing more. Cells blend their tiles in index order, so the pixels equal
+    to_uint8 of a Blender's over the whole frame bit for bit.
+    """
+
+    def __init__(self, tiles: dict[int, Tile], height: int, width: int, overlap: int) -> None:
+        self.tiles, self.height, self.width, self.overlap = tiles, height, width, overlap
+        self.ys = sorted({t.y0 for t in tiles.values()} | {t.y1 for t in tiles.values()})
+        self.xs = sorted({t.x0 for t in tiles.values()} | {t.x1 for t in tiles.values()})
+        self.pixels = np.empty((height, width, 3), np.uint8)
+        self.done = np.zeros((len(self.ys) - 1, len(self.xs) - 1), bool)
+        self.missing: dict[tuple[int, int], list[int]] = {}  # cell -> covering tiles, in index order
+        self.cells: dict[int, list[tuple[int, int]]] = {i: [] for i in tiles}  # tile -> its cells
+        for i, t in sorted(tiles.items()):
+            for r in range(self.ys.index(t.y0), self.ys.index(t.y1)):
+                for c in range(self.xs.index(t.x0), self.xs.index(t.x1)):
+                    self.missing.setdefault((r, c), []).append(i)
+                    self.cells[i].append((r, c))
+        self.covering = {cell: list(ids) for cell, ids in self.missing.items()}
+        self.results: dict[int, np.ndarray] = {}
+
+    def add(self, index: int, pixels: np.ndarray) -> None:
+        """Take tile `index`'s (h, w, 3) uint8 result; blend every cell it completes."""
+        self.results[index] = pixels
+        for cell in self.cells[index]:
+            self.missing[cell].remove(index)
+            if not self.missing[cell]:
+                self._blend(cell)
+
+    def _blend(self, cell: tuple[int, int]) -> None:
+        r, c = cell
+        window = Tile(self.ys[r], self.xs[c], self.ys[r + 1], self.xs[c + 1])
+        blender = Blender(self.height, self.width, self.overlap, window)
+        for i in self.covering[cell]:
+            blender.add(self.tiles[i], self.results[i])
+        self.pixels[window.y0 : window.y1, window.x0 : window.x1] = to_uint8(blender.result())
+        self.done[cell] = True
+
+    def ready(self, window: Tile) -> bool:
+        """Whether every pixel of `window` is final."""
+        return bool(self.done[self._cells(window)].all())
+
+    def window(self, window: Tile) -> np.ndarray:
+        return self.pixels[window.y0 : window.y1, window.x0 : window.x1]
+
+    def _cells(self, window: Tile) -> tuple[slice, slice]:
+        rows = slice(bisect.bisect_right(self.ys, window.y0) - 1, bisect.bisect_left(self.ys, window.y1))
+        cols = slice(bisect.bisect_right(self.xs, window.x0) - 1, bisect.bisect_left(self.xs, window.x1))
+        return rows, cols
 
 
 def overlaps(a: Tile, b: Tile) -> bool:

@@ -10,7 +10,7 @@ from engine.targets import StyleBank
 from render.images import load_image, to_uint8
 from render.job import run_job
 from render.tiled import FrameWork, run_frame, serially
-from render.tiles import Blender, Tile, feather, grid, grid_offset
+from render.tiles import Blender, Mosaic, Tile, feather, grid, grid_offset, overlaps
 
 
 def test_grid_covers_the_frame_for_any_offset_and_blends_exactly():
@@ -90,6 +90,24 @@ def test_a_finished_frame_blended_in_bands_equals_the_whole_blend():
                for job in work.tile_jobs(0)]  # fmt: skip
     whole = to_uint8(work.blend(0, results))
     assert (work.pixels(0, results) == whole).all()
+
+
+def test_a_mosaic_is_final_cell_by_cell_and_equals_the_whole_blend():
+    work = FrameWork(3, (300, 200), Settings(iterations=2, min_size=300), None, None, (1.0,), seed=1,
+                     tile=96, overlap=16)  # fmt: skip
+    g = torch.Generator().manual_seed(0)
+    results = [(job.region, (torch.rand(*job.region.size, 3, generator=g) * 255).byte().numpy())
+               for job in work.tile_jobs(0)]  # fmt: skip
+    mosaic = Mosaic(dict(enumerate(t for t, _ in results)), 300, 200, 16)
+    window = Tile(90, 50, 170, 130)
+    needed = [i for i, (t, _) in enumerate(results) if overlaps(t, window)]
+    for i in reversed(range(len(results))):  # out of order, as results come back
+        assert mosaic.ready(window) == all(j > i for j in needed)
+        mosaic.add(i, results[i][1])
+    assert mosaic.ready(window)
+    part = [results[i] for i in needed]
+    assert (mosaic.window(window) == to_uint8(work.blend(0, part, window))).all()
+    assert (mosaic.pixels == work.pixels(0, results)).all()
 
 
 def test_feather_weights_are_shared_but_never_changed():
