@@ -11,7 +11,7 @@ frame's leading style.
   first 50, with the defaults;
 - cadence 3: compute time <= 40 % of cadence 1, warping error <= 1.2x.
 
-Usage: python bench/movie.py [--frames 300] [--size 96x64] [--weights 0,300,1000]
+Usage: python bench/movie.py [--frames 300] [--size 96x64] [--weights 0,300,1000] [--angle 0.5]
        [--only zoom_defaults] [--set color_coherence=0.5]
 """
 
@@ -117,6 +117,10 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE",
         help="a [frames] key for every run, as TOML (repeatable): --set color_coherence=0.5",
     )  # fmt: skip
+    parser.add_argument(
+        "--angle", type=float, default=0.5,
+        help="the zoom scene's rotation per frame: the loops are chaotic, another camera shows the spread",
+    )  # fmt: skip
     parser.add_argument("--plots", type=Path, help="write each run's metrics plot into this folder")
     parser.add_argument(
         "--only", default="", help="comma list of runs: zoom, zoom_temporal, zoom_cadence3, ..."
@@ -124,19 +128,20 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     result: dict = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} cpus, CPU only",
-                    "frames": args.frames, "size": args.size}  # fmt: skip
+                    "frames": args.frames, "size": args.size, "zoom_angle": args.angle}  # fmt: skip
     from render.scene import Frames
 
     default_weight = Frames().temporal_weight
+    zoom = ZOOM | {"camera": f"zoom = 1.02\nangle = {args.angle}"}
     runs = {
-        "zoom_init_only": (ZOOM, {"temporal_weight": 0}),
-        "zoom_defaults": (ZOOM, {}),
-        "zoom_cadence3": (ZOOM, {"cadence": 3}),
+        "zoom_init_only": (zoom, {"temporal_weight": 0}),
+        "zoom_defaults": (zoom, {}),
+        "zoom_cadence3": (zoom, {"cadence": 3}),
         "drift_init_only": (DRIFT, {"temporal_weight": 0}),
         "drift_defaults": (DRIFT, {}),
     }
     if args.weights:
-        runs = {f"zoom_w{w}": (ZOOM, {"temporal_weight": float(w)}) for w in args.weights.split(",")}
+        runs = {f"zoom_w{w}": (zoom, {"temporal_weight": float(w)}) for w in args.weights.split(",")}
     if args.only:
         runs = {k: v for k, v in runs.items() if k in args.only.split(",")}
     extra = dict(item.split("=", 1) for item in args.set)

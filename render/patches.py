@@ -175,10 +175,8 @@ class PatchWork:
                             work=r.work, style_box=box))  # fmt: skip
         return jobs, start, content
 
-    def blend(self, index: int, results, window: Tile | None = None) -> Tensor:
+    def blend(self, index: int, results) -> Tensor:
         """The canvas after round `index`: its start plus the feathered mean of the patches' changes."""
-        if window is not None:
-            raise ValueError("patch rounds are blended whole")
         r = self.rounds[index]
         start = self._starts.pop(index)
         blender = Blender(*self.size, r.overlap)

@@ -21,7 +21,7 @@ from engine.targets import resize
 
 from .images import from_uint8, to_uint8
 from .job import Job, job_seed
-from .tiles import Blender, Tile, grid, grid_offset, overlaps
+from .tiles import Blender, Tile, grid, grid_offset
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
@@ -109,29 +109,12 @@ class FrameWork:
             for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset))
         ]
 
-    def blend(
-        self, index: int, results: Iterable[tuple[Tile, np.ndarray]], window: Tile | None = None
-    ) -> Tensor:
-        """The canvas after round `index` (or a window of it), from its (tile, uint8 result) pairs
-        in tile order."""
-        h, w = self.rounds[index].size
-        blender = Blender(h, w, self.overlap, window)
+    def blend(self, index: int, results: Iterable[tuple[Tile, np.ndarray]]) -> Tensor:
+        """The canvas after round `index`, from its (tile, uint8 result) pairs in tile order."""
+        blender = Blender(*self.rounds[index].size, self.overlap)
         for tile, pixels in results:
-            blender.add(tile, from_uint8(pixels))
+            blender.add(tile, pixels)
         return blender.result()
-
-    def pixels(self, index: int, results: Iterable[tuple[Tile, np.ndarray]]) -> np.ndarray:
-        """The finished frame as uint8, blended a band of rows at a time so that an 8K frame's float
-        canvas never exists whole; a window blends exactly as the whole frame, so the pixels are
-        those of to_uint8(blend(...))."""
-        results = list(results)
-        h, w = self.rounds[index].size
-        out = np.empty((h, w, 3), np.uint8)
-        for y in range(0, h, self.tile):
-            window = Tile(y, 0, min(h, y + self.tile), w)
-            part = [(t, p) for t, p in results if overlaps(t, window)]
-            out[y : window.y1] = to_uint8(self.blend(index, part, window))
-        return out
 
 
 Runner = Callable[[Job, Tensor | None, Tensor | None], tuple[np.ndarray, dict]]
