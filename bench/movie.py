@@ -47,7 +47,7 @@ iterations = 30
 [camera]
 {camera}
 """
-ZOOM = {"camera": "zoom = 1.02\nangle = 0.5", "style": 'style = "ihc"'}
+ZOOM = {"style": 'style = "ihc"'}  # its camera: zoom = 1.02, angle = --angle
 # Two styles, 25 frames each: frames t and t + 250 are at the same point of the rotation, so the
 # first and last 50 frames have the same style mix and any difference between them is drift.
 DRIFT = {
