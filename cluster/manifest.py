@@ -8,7 +8,7 @@ hash recorded here.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,16 @@ class Manifest:
             raise ValueError(f"{path}: unreadable manifest ({e}); render again with --fresh") from None
 
     def save(self, folder: Path) -> None:
-        write_text(Path(folder) / NAME, json.dumps(asdict(self), indent=1, sort_keys=True))
+        write_text(Path(folder) / NAME, self.text())
+
+    def text(self) -> str:
+        """The manifest as JSON, one frame a line. It is rewritten after every frame, on the thread
+        beside the driver's: json's indented output runs in Python under the GIL (0.4 s at 10,000
+        frames), each compact line in C."""
+        head = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "frames"}
+        lines = [f'  "{t}": {json.dumps(r, sort_keys=True)}' for t, r in sorted(self.frames.items())]
+        frames = "{\n" + ",\n".join(lines) + "\n }" if lines else "{}"
+        return json.dumps(head, indent=1, sort_keys=True)[:-2] + f',\n "frames": {frames}\n}}\n'
 
 
 def scene_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
