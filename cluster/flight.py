@@ -59,7 +59,7 @@ class Frame:
     between: list[FramePlan] = field(default_factory=list)
     steps: list[Tensor] = field(default_factory=list)
     colour: ColourMap | None = None  # colour coherence's map for this frame
-    mosaic: Mosaic | None = None  # a pipelined frame's pixels, final cell by cell as its tiles come back
+    mosaic: Mosaic | None = None  # in the last round, the pixels, final cell by cell as tiles come back
 
     @property
     def round_complete(self) -> bool:
@@ -216,7 +216,7 @@ class Flight:
             done = self.frames.pop(0)
             if done.mosaic is not None:
                 pixels = done.mosaic.pixels
-            else:
+            else:  # patches: their changes blend onto the round's canvas
                 pixels = done.work.pixels(done.round, self._ordered(done))
             if done.colour is not None and _is_patches(done):  # patches return changes, not pixels
                 pixels = done.colour(pixels)

@@ -123,10 +123,10 @@ class Blender:
         in_window = Tile(part.y0 - win.y0, part.x0 - win.x0, part.y1 - win.y0, part.x1 - win.x0)
         w = in_tile.crop(feather(tile, self.height, self.width, self.overlap))
         if isinstance(image, np.ndarray):  # convert only the part inside the window
-            part = from_uint8(image[in_tile.y0 : in_tile.y1, in_tile.x0 : in_tile.x1])
+            inside = from_uint8(image[in_tile.y0 : in_tile.y1, in_tile.x0 : in_tile.x1])
         else:
-            part = in_tile.crop(image)
-        in_window.crop(self.sum).add_(part * w)
+            inside = in_tile.crop(image)
+        in_window.crop(self.sum).add_(inside * w)
         in_window.crop(self.weight).add_(w)
 
     def result(self) -> Tensor:
