@@ -41,7 +41,7 @@ coffee = "builtin:coffee"
 ihc = "builtin:ihc"
 [start]
 content = "builtin:astronaut"
-iterations = 30
+iterations = {start_iterations}
 [frames]
 {frames_keys}
 [camera]
@@ -64,6 +64,7 @@ def render(
     size: tuple[int, int],
     keys: dict,
     plots: Path | None = None,
+    start_iterations: int = 30,
 ) -> dict:
     from engine.score import score
     from render.images import from_uint8, load_image
@@ -75,6 +76,7 @@ def render(
     lines = [f"{k} = {v}" for k, v in keys.items()]
     drift = kind["style"].startswith("[drift]")
     text = SCENE.format(width=size[0], height=size[1], frames=frames, camera=kind["camera"],
+                        start_iterations=start_iterations,
                         frames_keys="\n".join(lines + ([] if drift else [kind["style"]])))  # fmt: skip
     if drift:
         text += kind["style"] + "\n"
@@ -121,6 +123,10 @@ def main() -> None:
         "--angle", type=float, default=0.5,
         help="the zoom scene's rotation per frame: the loops are chaotic, another camera shows the spread",
     )  # fmt: skip
+    parser.add_argument(
+        "--start-iterations", type=int, default=30,
+        help="frame 0's iterations: the temporal loss holds what frame 0 reached",
+    )  # fmt: skip
     parser.add_argument("--plots", type=Path, help="write each run's metrics plot into this folder")
     parser.add_argument(
         "--only", default="", help="comma list of runs: zoom, zoom_temporal, zoom_cadence3, ..."
@@ -128,7 +134,8 @@ def main() -> None:
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     result: dict = {"date": datetime.date.today().isoformat(), "machine": f"{os.cpu_count()} cpus, CPU only",
-                    "frames": args.frames, "size": args.size, "zoom_angle": args.angle}  # fmt: skip
+                    "frames": args.frames, "size": args.size, "zoom_angle": args.angle,
+                    "start_iterations": args.start_iterations}  # fmt: skip
     from render.scene import Frames
 
     default_weight = Frames().temporal_weight
@@ -149,7 +156,9 @@ def main() -> None:
     result["default_temporal_weight"] = default_weight
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, keys) in runs.items():
-            result[name] = render(Path(tmp), name, kind, args.frames, size, keys, args.plots)
+            result[name] = render(
+                Path(tmp), name, kind, args.frames, size, keys, args.plots, args.start_iterations
+            )
             print(json.dumps({name: result[name]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))
 

@@ -192,6 +192,10 @@ def still(
         if workers is not None or address is not None:
             if workers is not None and workers < 1:
                 raise ValueError(f"--workers must be at least 1, not {workers}")
+            if address is not None:
+                from .address import prepare
+
+                prepare(address)  # before Ray is imported
             from .stills import ray_farm
 
             farm = ray_farm(str(weights) if weights else None, device, workers, address)
@@ -308,7 +312,11 @@ def render(
     with _user_errors():
         from render.scene import load_scene
 
+        from .address import prepare
         from .progress import frame_bar
+
+        if address is not None:
+            prepare(address)  # before Ray is imported
         from .scheduler import default_outdir, render_scene
 
         loaded = load_scene(scene)

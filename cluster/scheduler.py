@@ -298,7 +298,11 @@ def init_ray(address: str | None) -> None:
             kwargs["_node_ip_address"] = (
                 "127.0.0.1"  # a cluster on this machine's loopback (tests, benchmarks)
             )
-        ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
+        try:
+            ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
+        except (ConnectionError, ray.exceptions.AuthenticationError) as e:
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"--address {address}: cannot join the Ray cluster: {why}") from None
     else:
         # A Ray of our own on this machine only: "local" ignores a cluster that `ray start` (or a
         # stale /tmp/ray/ray_current_cluster) advertises, which ray.init() would otherwise join.

@@ -129,6 +129,7 @@ def _bad_inputs(tmp_path):
         ),
         (["-c", ok, "--mode", "reconstruct", "--patches"], "not --mode reconstruct"),
         (["-c", ok, "-s", ok, "--patches", "--workers", "0"], "--workers must be at least 1"),
+        (["-c", ok, "-s", ok, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster answers"),
     ]
 
 
@@ -146,6 +147,17 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
         assert "Traceback" not in result.stderr
     assert [p.name for p in out.iterdir()] == ["keep.png"]
     assert (out / "keep.png").read_bytes() == b"precious"
+
+
+def test_render_at_an_address_nothing_answers_fails_at_once_and_writes_nothing(tmp_path):
+    scene = tmp_path / "scene.toml"
+    scene.write_text('[output]\nwidth = 32\nheight = 32\nframes = 2\n[styles]\na = "builtin:coffee"\n')
+    result = stylereel("render", str(scene), "--address", "127.0.0.1:1")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "stylereel: error: --address 127.0.0.1:1: no Ray cluster answers there (Connection refused)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.toml"]
 
 
 def test_output_in_a_missing_folder_is_refused(tmp_path):

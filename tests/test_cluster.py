@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -104,6 +105,43 @@ def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
     records = json.loads((out / "manifest.json").read_text())["frames"].values()
     workers = {w for r in records for w in r["workers"]}
     assert len(workers) >= 3  # the two first workers and the one that replaced the killed one
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_render_joins_a_running_ray_cluster_with_address(reference, tmp_path):
+    """`ray start --head`, as a user starts a cluster, then `render --address`: the project's code
+    reaches the cluster's workers through the runtime environment, and the frames are the same."""
+    port = _free_port()
+    head = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
+         f"--port={port}", f"--num-cpus={os.cpu_count()}", "--node-ip-address=127.0.0.1",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        scene = tmp_path / "scene.toml"
+        scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
+        for line in head.stdout:  # until the head says it is up (EOF: it died)
+            if "Ray runtime started" in line:
+                break
+        assert head.poll() is None, "ray start --head failed"
+        threading.Thread(target=head.stdout.read, daemon=True).start()  # keep its pipe from filling
+        result = cli("render", str(scene), "--address", f"127.0.0.1:{port}", "--workers", "2")
+        assert result.returncode == 0, result.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    out = tmp_path / "scene.render"
+    for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
+        assert np.array_equal(mine, theirs)
+    assert count_frames(out / "scene.mp4") == FRAMES
 
 
 def test_bad_weights_fail_at_once_without_retries(tmp_path):
