@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .color import preserve_colors
 from .losses import ContentLoss, normalize_grad, temporal_loss, tv_loss
-from .targets import Features, StyleLoss, StyleTargets, resize
+from .targets import Features, StyleLoss, StyleTargets, picture_grams, resize
 from .vgg import check_layers
 
 
@@ -116,6 +116,17 @@ def noise_like(size: tuple[int, int], generator: torch.Generator, device: torch.
     return torch.rand((1, 3, *size), generator=generator).to(device)
 
 
+def at_precision(features: Features, precision: Precision) -> Features:
+    """The network under the chosen precision; activations come back as float32 for the losses."""
+
+    def run(x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision is Precision.BF16):
+            feats = features(x, layers)
+        return {n: f.float() for n, f in feats.items()}
+
+    return run
+
+
 def stylize(
     content: Tensor | None,
     style_targets: StyleTargets | None,
@@ -128,6 +139,7 @@ def stylize(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     temporal: tuple[Tensor, Tensor] | None = None,
+    reference: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """Optimise an image whose features match `content` and whose statistics match `style_targets`.
 
@@ -137,6 +149,11 @@ def stylize(
     of it, so the style is seen at the picture's scale, not the tile's.
     temporal: (target (1, 3, H, W), mask (1, 1, H, W)) for the temporal loss, when
     settings.temporal_weight > 0: the warped previous frame and where it is valid.
+    reference: when this call optimises one tile, the Gram matrices of the whole picture its init
+    was cut from (`picture_grams`, at the final scale). The tile then shares the picture's
+    statistics: its target is the style's Gram plus the tile's own difference from the picture, so
+    the tiles together move the picture toward the style instead of each tile toward the style's
+    whole palette. Gram loss only, and at the final scale only.
     Returns (1, 3, H, W) in [0, 1]. Same inputs and generator seed on the
     same device give the same result.
     """
@@ -158,7 +175,9 @@ def stylize(
         x = resize(x.detach(), scale_size)
         avg = resize(avg, scale_size) if avg is not None else None
         style_side = round((canvas or max(size)) * max(scale_size) / max(size) * settings.style_scale)
-        objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side)
+        shared = reference if k == len(plan) - 1 and settings.style_loss is StyleLoss.GRAM else None
+        objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side,
+                               (x, shared) if shared is not None else None)  # fmt: skip
         if temporal is not None and settings.temporal_weight > 0:
             objective.temporal = tuple(resize(t, scale_size) for t in temporal)
 
@@ -227,9 +246,9 @@ class _Objective:
         scale_size: tuple[int, int],
         final_size: tuple[int, int],
         style_side: int,
+        shared: tuple[Tensor, dict[str, Tensor]] | None = None,  # (init at this scale, picture's Grams)
     ) -> None:
         self.s, self.features = s, features
-        self.device_type = (content if content is not None else style_targets.bank.images[0]).device.type
         self.content_losses: dict = {}
         self.content_size: tuple[int, int] | None = None
         if content is not None and s.content_weight > 0:
@@ -245,12 +264,12 @@ class _Objective:
             self.content_losses = {n: ContentLoss(f) for n, f in feats.items()}
         self.style_losses: dict = {}
         if style_targets is not None and s.style_weight > 0:
+            shift = None
+            if shared is not None:
+                own = picture_grams(self._features, shared[0], s.style_layers)
+                shift = {n: own[n] - shared[1][n] for n in own}
             self.style_losses = style_targets.losses(
-                self._features,
-                style_side,
-                s.style_layers,
-                s.style_loss,
-                s.precision,
+                self._features, style_side, s.style_layers, s.style_loss, s.precision, shift
             )
         lw = s.style_layer_weights or (1.0,) * len(s.style_layers)
         self.layer_weights = {n: w / sum(lw) for n, w in zip(s.style_layers, lw, strict=True)}
@@ -260,12 +279,7 @@ class _Objective:
             self.layers += [n for n in self.content_losses if n not in self.layers]
 
     def _features(self, x: Tensor, layers: Sequence[str]) -> dict[str, Tensor]:
-        """The network under the chosen precision; activations come back as float32 for the losses."""
-        with torch.autocast(
-            self.device_type, dtype=torch.bfloat16, enabled=self.s.precision is Precision.BF16
-        ):
-            feats = self.features(x, layers)
-        return {n: f.float() for n, f in feats.items()}
+        return at_precision(self.features, self.s.precision)(x, layers)
 
     def _tap(self, f: Tensor) -> Tensor:
         return normalize_grad(f) if self.s.normalize_gradients else f

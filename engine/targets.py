@@ -100,7 +100,11 @@ _STRIDE = 16  # VGG-19's coarsest stride up to relu5_1: tile cores start on mult
 
 @torch.no_grad()
 def _moments(
-    features: Features, image: Tensor, long_side: int, layers: Sequence[str]
+    features: Features,
+    image: Tensor,
+    long_side: int,
+    layers: Sequence[str],
+    device: torch.device | None = None,
 ) -> dict[str, tuple[Tensor, Tensor, int]]:
     """Σf, Σf·fᵀ and the count of feature vectors per layer, for `image` at `long_side`.
 
@@ -109,15 +113,18 @@ def _moments(
     features counted are those of the whole image, bar edge effects beyond the
     margin. Memory then depends on STATS_TILE, not on the size.
     """
+    device = device or image.device  # the network's: a uint8 picture may come from the CPU
     h, w = image.shape[-2:]
     scale = long_side / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     if max(size) <= 2 * STATS_TILE:
+        image = image.to(device)
+        image = image.float() / 255 if image.dtype == torch.uint8 else image
         feats = features(resize(image, size), layers)
         return {n: _sums(f.float()) for n, f in feats.items()}
     # uint8 resampling runs on the CPU only (CUDA has no uint8 kernel); the tiles go back one by one.
-    pixels = (image * 255).round().byte().cpu()
-    big = F.interpolate(pixels, size=size, mode="bicubic", antialias=True)
+    pixels = image.cpu() if image.dtype == torch.uint8 else (image * 255).round().byte().cpu()
+    big = F.interpolate(pixels, size=size, mode="bicubic", antialias=True) if size != (h, w) else pixels
     margin = 4 * _STRIDE
     core = max(_STRIDE, STATS_TILE - 2 * margin)
     out: dict[str, list] = {}
@@ -125,7 +132,7 @@ def _moments(
         for x in range(0, size[1], core):
             y0, x0 = max(0, y - margin), max(0, x - margin)
             crop = big[..., y0 : min(size[0], y + core + margin), x0 : min(size[1], x + core + margin)]
-            feats = features(crop.to(image.device).float() / 255, layers)
+            feats = features(crop.to(device).float() / 255, layers)
             for name, f in feats.items():
                 stride = crop.shape[-1] / f.shape[-1]
                 fy0, fx0 = round((y - y0) / stride), round((x - x0) / stride)
@@ -139,6 +146,16 @@ def _moments(
                 else:
                     out[name] = [s1, s2, n]
     return {name: tuple(v) for name, v in out.items()}
+
+
+def picture_grams(
+    features: Features, image: Tensor, layers: Sequence[str], device: torch.device | None = None
+) -> dict[str, Tensor]:
+    """Gram matrices of a whole picture (1, 3, H, W), float in [0, 1] or uint8, at its own size: the
+    reference a tile's statistics are measured against. Large pictures are measured in tiles with
+    margins, as style images are, so memory depends on STATS_TILE, not on the picture."""
+    sums = _moments(features, image, max(image.shape[-2:]), layers, device)
+    return {name: g for name, (g,) in _stats(sums, StyleLoss.GRAM).items()}
 
 
 def _sums(f: Tensor) -> tuple[Tensor, Tensor, int]:
@@ -162,9 +179,16 @@ class StyleTargets:
             raise ValueError(f"style weights must be >= 0 with a positive sum, not {list(self.weights)}")
 
     def losses(
-        self, features: Features, long_side: int, layers: Sequence[str], kind: StyleLoss, variant: str = ""
+        self,
+        features: Features,
+        long_side: int,
+        layers: Sequence[str],
+        kind: StyleLoss,
+        variant: str = "",
+        shift: dict[str, Tensor] | None = None,
     ) -> dict[str, nn.Module]:
-        """One loss module per layer, against the blended statistics at this scale."""
+        """One loss module per layer, against the blended statistics at this scale, each Gram target
+        moved by `shift` (a tile's own Gram less its picture's: see `stylize`'s `reference`)."""
         kind = StyleLoss(kind)
         total = sum(self.weights)
         blended: dict[str, list[Tensor]] = {}
@@ -178,5 +202,6 @@ class StyleTargets:
                 for acc, s in zip(parts, stats, strict=True):
                     acc.add_(s, alpha=w / total)
         if kind is StyleLoss.GRAM:
-            return {n: GramLoss(g) for n, (g,) in blended.items()}
+            shift = shift or {}
+            return {n: GramLoss(g + shift[n] if n in shift else g) for n, (g,) in blended.items()}
         return {n: WassersteinLoss(m, c) for n, (m, c) in blended.items()}

@@ -88,10 +88,12 @@ class FrameWork:
             job = Job(self.frame, index, 0, Tile(0, 0, *r.size), self.style_weights, settings,
                       job_seed(self.seed, self.frame, index, 0))  # fmt: skip
             return [job], start, content
-        return self.tile_jobs(index), start, content
+        # The whole start canvas travels with the round, so its tiles can share its statistics.
+        return self.tile_jobs(index, shared=True), start, content
 
-    def tile_jobs(self, index: int) -> list[Job]:
-        """The jobs of tiled round `index`, without their canvases."""
+    def tile_jobs(self, index: int, shared: bool = False) -> list[Job]:
+        """The jobs of tiled round `index`, without their canvases; `shared`: the tiles share the
+        statistics of the whole start canvas, which then travels with them."""
         r = self.rounds[index]
         settings = replace(self.settings, iterations=r.iterations)
         offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
@@ -105,6 +107,7 @@ class FrameWork:
                 replace(settings, min_size=max(t.size)),
                 job_seed(self.seed, self.frame, index, i),
                 canvas=max(r.size),
+                shared=shared,
             )  # fmt: skip
             for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset))
         ]
