@@ -198,14 +198,15 @@ def picture_reference(
     picture in this process (a worker runs several of a round's tiles; keyed by the pixels, so
     nothing stale is ever reused). Measured on uint8 pixels, in process as through Ray: an 8K
     canvas is 100 MB that way, where float temporaries would be 400 MB each."""
-    pixels = picture if isinstance(picture, np.ndarray) else to_uint8(picture)
+    # A start canvas may carry the temporal loss's mask as a 4th channel: the picture is the first 3.
+    pixels = picture[..., :3] if isinstance(picture, np.ndarray) else to_uint8(picture[:, :3])
     key = hashlib.blake2b(np.ascontiguousarray(pixels).data, digest_size=16).digest()
     same = (pixels.shape, settings.style_layers, settings.precision, id(features))
     key += repr(same).encode()
     if key not in _REFERENCES:
         with warnings.catch_warnings():  # Ray's arrays are read-only views of the object store:
             warnings.simplefilter("ignore", UserWarning)  # read here, never written, and not copied
-            image = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+            image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
         features = at_precision(features, settings.precision)
         _REFERENCES[key] = picture_grams(features, image, settings.style_layers, torch.device(device))
         while len(_REFERENCES) > KEEP_REFERENCES:

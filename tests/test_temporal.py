@@ -126,6 +126,7 @@ iterations = 3
 iterations = 3
 temporal_weight = 1000
 """
+TILES = "tile = 64\ntile_overlap = 16\n"  # in [output]: 96x64 frames in two tiles
 
 
 def write_clip(path, frames: int = 6) -> None:
@@ -155,6 +156,14 @@ def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_p
     assert "step" not in records["1"]  # no camera: motion came from the video's optical flow
     figures = json.loads(cli("metrics", str(tmp_path / "v.render")).stdout)
     assert 0 < figures["warp_error"] < 0.1
+
+    # In tiles: a video frame waits for the whole previous one, so its tiles share the statistics of
+    # the whole start canvas, which carries the temporal loss's mask as a 4th channel.
+    scene.write_text(VIDEO_SCENE.replace("frames = 6", "frames = 3").replace("[start]", TILES + "[start]"))
+    tiled = cli("render", str(scene), "--fresh")
+    assert tiled.returncode == 0, tiled.stderr
+    records = json.loads((tmp_path / "v.render" / "manifest.json").read_text())["frames"]
+    assert all(records[str(t)]["jobs"] > 1 for t in range(3))
 
     scene.write_text(VIDEO_SCENE + "[camera]\nzoom = 1.1\n")
     refused = cli("render", str(scene), "--fresh")

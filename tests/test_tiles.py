@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from engine.score import score
@@ -95,6 +96,8 @@ def test_a_rounds_tiles_share_the_start_canvas_statistics_and_pipelined_tiles_do
     there = picture_reference(on_grid, settings, tiny, "cpu")  # through Ray: the uint8 array
     assert here.keys() == there.keys() and all(torch.allclose(here[n], there[n], atol=1e-6) for n in here)
     assert picture_reference(on_grid.copy(), settings, tiny, "cpu") is there  # measured once
+    masked = np.concatenate([on_grid, np.full((200, 300, 1), 255, np.uint8)], axis=2)
+    assert picture_reference(masked, settings, tiny, "cpu") is there  # a temporal loss's 4th channel
     assert picture_reference(255 - on_grid, settings, tiny, "cpu") is not there
 
 
