@@ -20,7 +20,7 @@ def prepare(address: str) -> None:
     if address == "auto" or not sep or not port.isdigit():
         return  # Ray's own forms; it reports those itself
     try:
-        socket.create_connection((host, int(port)), timeout=REACH_SECONDS).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
     except OSError as e:
         raise ValueError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
 
