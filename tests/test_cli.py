@@ -139,12 +139,20 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.png").write_bytes(b"precious")
-    for args, message in _bad_inputs(inputs):
-        result = stylereel("still", *args, "-o", str(out / "keep.png"), "--iterations", "1")
-        assert result.returncode == 2, (args, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
-        assert "Traceback" not in result.stderr
+    # All at once: each is a fresh interpreter that mostly waits on its imports.
+    cases = _bad_inputs(inputs)
+    command = [sys.executable, "-m", "cluster.cli", "still"]
+    procs = [
+        subprocess.Popen([*command, *args, "-o", str(out / "keep.png"), "--iterations", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args, _ in cases
+    ]  # fmt: skip
+    for (args, message), proc in zip(cases, procs, strict=True):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2, (args, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, stderr)
+        assert "Traceback" not in stderr
     assert [p.name for p in out.iterdir()] == ["keep.png"]
     assert (out / "keep.png").read_bytes() == b"precious"
 
