@@ -62,7 +62,7 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     content = torch.nn.functional.interpolate(load_image("builtin:chelsea"), size=(128, 192), mode="area")
     style = load_image("builtin:ihc")
     bank = StyleBank([style])
-    settings = Settings(iterations=25, content_weight=1, min_size=192)  # one scale, like a later frame
+    settings = Settings(iterations=15, content_weight=1, min_size=192)  # one scale, like a later frame
 
     def render(init, tile: int, overlap: int = 32):
         work = FrameWork(1, (128, 192), settings, init, content, (1.0,), seed=4, tile=tile, overlap=overlap)
@@ -76,8 +76,8 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     assert len(tiles) >= 4
     s_whole, s_tiled = score(whole, content, style, vgg, 192), score(tiled, content, style, vgg, 192)
     # Tiles of 36-96 px see much less of the picture than real 512-px tiles do. Sharing the picture's
-    # statistics they stay within 1.3x of the untiled frame here (1.22x style, content closer); each
-    # matching the whole style alone, 2.1x.
+    # statistics they stay within 1.3x of the untiled frame here (1.14x style, content closer); each
+    # matching the whole style alone, 1.7x.
     assert s_tiled["style"] < 1.3 * s_whole["style"] and s_tiled["content"] < 1.3 * s_whole["content"]
     assert seam_ratio(tiled, tiles) <= 1.2
     assert seam_ratio(hard, hard_tiles) > 1.2  # the measure does see seams where tiles are not feathered
