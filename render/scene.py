@@ -87,7 +87,7 @@ class Frames:
     color_coherence: float = option(
         0.25,
         "float",
-        "Pull each frame's LAB mean and spread this far (0..1) toward color_reference's.",
+        "Pull each frame's LAB mean and covariance this far (0..1) toward color_reference's.",
         min=0,
         max=1,
     )
