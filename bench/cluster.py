@@ -2,8 +2,9 @@
 
 Scaling of a 1920x1080 zoom render over 1, 2, 4 and 8 workers on a simulated
 multi-node Ray cluster (ray.cluster_utils.Cluster, one CPU per node). Each
-tile job's optimisation is replaced by a sleep calibrated to GPU time per
-pixel, so the scheduler, object transfers, blending, warping, PNG writing
+evaluation of the network is replaced by a sleep calibrated to GPU time per
+pixel, so the scheduler, object transfers, the collectives of a tiled round
+(gloo, at their real sizes, every evaluation), blending, warping, PNG writing
 and encoding are all real and only the GPU's work is stood in for.
 Also: the driver's own work per frame (warp, blend, PNG, encode), timed alone.
 
@@ -34,16 +35,19 @@ from ray.cluster_utils import Cluster
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cluster.collective import Member  # noqa: E402
 from cluster.scheduler import render_scene  # noqa: E402
+from engine.joint import shared_cells  # noqa: E402
 from render.coherence import ColourMap, lab_stats  # noqa: E402
-from render.frames import Camerawork  # noqa: E402
+from render.frames import Camerawork, WarpedFrame  # noqa: E402
 from render.images import from_uint8, to_uint8  # noqa: E402
 from render.job import Job, made_here, region_of  # noqa: E402
+from render.joint import TileRound  # noqa: E402
 from render.plan import plan_scene  # noqa: E402
 from render.scene import load_scene  # noqa: E402
 from render.store import FrameStore  # noqa: E402
 from render.tiled import FrameWork  # noqa: E402
-from render.tiles import Mosaic  # noqa: E402
+from render.tiles import Blender  # noqa: E402
 from render.video import VideoWriter  # noqa: E402
 
 SCENE = """
@@ -76,6 +80,48 @@ class SleepWorker:
     def __init__(self, styles, weights, device, threads) -> None:  # noqa: ANN001
         torch.set_num_threads(max(1, threads))  # as FrameWorker: its own warps use the node's cores only
         self.name = f"sleep:{os.getpid()}"
+        self.member = Member()
+
+    def render_round(
+        self,
+        job: TileRound,
+        rank: int,
+        ranks: int,
+        group,
+        start,
+        content,  # noqa: ANN001
+    ) -> tuple[dict[int, np.ndarray], dict]:
+        """A share of a tiled round: per evaluation, the network's time for the share as a sleep, then
+        the round's real collectives at their real sizes (VGG-19's sums, the shared pixels' gradients,
+        L-BFGS's dots)."""
+        reduce = self.member.reduce(group, rank, ranks)
+        held = job.share(rank, ranks)
+        megapixels = sum(job.tiles[i].size[0] * job.tiles[i].size[1] for i in held) / 1e6
+        per_evaluation = self.seconds_per_megapixel * megapixels / 10
+        sums = torch.zeros(sum(c * c + c + 1 for c in (64, 128, 256, 512, 512)) + 4)  # what engine.joint sums
+        shared = torch.zeros(sum(3 * (y1 - y0) * (x1 - x0) for y0, x0, y1, x1 in
+                                 shared_cells([(t.y0, t.x0, t.y1, t.x1) for t in job.tiles])))  # fmt: skip
+        began, waited, sent = time.perf_counter(), 0.0, 0
+        for i in range(job.settings.iterations):
+            time.sleep(per_evaluation)
+            t = time.perf_counter()
+            for buffer in (sums, shared, torch.zeros(3 * (2 * min(i, 50) + 3), dtype=torch.float64)):
+                reduce(buffer)
+                sent += buffer.numel() * buffer.element_size()
+            waited += time.perf_counter() - t
+        pixels = {}
+        for i in held:
+            tile = job.tiles[i]
+            if isinstance(start, WarpedFrame):  # the worker warps its own tiles, as FrameWorker does
+                image = made_here(start.at((tile.y0, tile.x0, tile.y1, tile.x1)), content)[0]
+            else:
+                image = region_of(start, tile)
+            pixels[i] = to_uint8(image[:, :3])
+        steps = job.settings.iterations
+        record = {"seconds": time.perf_counter() - began, "steps": steps, "planned": steps, "loss": 1.0,
+                  "first_loss": 2.0, "tiles": len(held), "collective_bytes": sent,
+                  "collective_seconds": waited}  # fmt: skip
+        return pixels, record | {"worker": self.name}
 
     def render(
         self, job: Job, start: np.ndarray | None, content: np.ndarray | None
@@ -149,14 +195,17 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
     jobs, start, content = work.jobs(0, None)
     puts = [to_uint8(c) for c in (start, content) if c is not None]  # what goes to the object store
     cut = time.perf_counter() - t
-    tiles = {job.tile: job.region for job in jobs}
-    results = {job.tile: to_uint8(job.region.crop(start)[:, :3]) for job in jobs}  # RGB, no mask
+    [job] = jobs  # the round: every tile, one job shared by the workers
+    results = [(tile, to_uint8(tile.crop(start)[:, :3])) for tile in job.tiles]  # RGB, no mask
     t = time.perf_counter()
-    mosaic = Mosaic(tiles, *size, o.tile_overlap)  # cell by cell as the tiles come back
-    for index, result in results.items():
-        mosaic.add(index, result)
-    pixels = mosaic.pixels
+    blender = Blender(*size, o.tile_overlap)
+    for tile, result in results:
+        blender.add(tile, result)
+    pixels = to_uint8(blender.result())
     blend = time.perf_counter() - t
+    t = time.perf_counter()
+    ray.put(WarpedFrame(plans[1], (torch.eye(3), torch.eye(3)), pixels)) if ray.is_initialized() else None
+    put = time.perf_counter() - t
     t = time.perf_counter()
     stats = lab_stats(pixels)  # the driver's part of colour coherence
     colour = time.perf_counter() - t
@@ -173,15 +222,17 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
                 video.write(pixels)
             encode = (time.perf_counter() - t) / 5
     return {
-        # A frame that waits for the whole previous one (a shot's first, cadence, video): the driver
-        # warps it whole and cuts its canvases; pipelined tiles are warped by their workers.
+        # A frame whose inputs the driver makes (a shot's first, cadence, video): it warps it whole and
+        # quantises its canvases; a later frame's tiles are warped by their workers.
         "warp_whole_frame_s": round(warp, 4),
         "cut_tiles_and_quantise_s": round(cut, 4),
         "canvas_bytes_per_round": sum(p.nbytes for p in puts),
-        # Every frame: its cells blended as tiles come back, its colour statistics once it is done.
-        "blend_cells_s": round(blend, 4),
+        # Every frame: its tiles blended once all are back, its colour statistics, the frame into the
+        # object store for the next frame's workers.
+        "blend_tiles_s": round(blend, 4),
         "colour_statistics_s": round(colour, 4),
-        "on_critical_path_pipelined_s": round(blend + colour, 4),
+        "object_store_put_s": round(put, 4),
+        "on_critical_path_s": round(blend + colour + put, 4),
         "colour_map_in_workers_s": round(colour_map, 4),
         "png_write_s": round(png, 4),
         "encode_s": round(encode, 4),
@@ -244,11 +295,11 @@ def main() -> None:
     SleepWorker.seconds_per_megapixel = args.gpu_seconds
     counts = [int(n) for n in (args.workers or ("1,2,4" if args.gpu else "1,2,4,8")).split(",")]
     blank = FrameWork(1, (1080, 1920), plan_settings(), None, None, (1.0,), 1, args.tile, args.overlap)
-    tile_jobs = blank.tile_jobs(0)
+    tiles = blank.tile_round(0).tiles
     report = {
         "date": datetime.date.today().isoformat(),
         "frame": f"1920x1080, tiles {args.tile} overlap {args.overlap}",
-        "tiles_per_frame": len(tile_jobs),
+        "tiles_per_frame": len(tiles),
     }
     with tempfile.TemporaryDirectory() as tmp:
         scene_path = Path(tmp) / "zoom1080.toml"
@@ -256,9 +307,9 @@ def main() -> None:
         if args.gpu:
             results = render_each(scene_path, counts, Path(tmp), device="cuda")
             one = results[counts[0]]["seconds_per_frame"]  # counts[0] is 1: one actor alone
-            megapixels = sum(j.size[0] * j.size[1] for j in tile_jobs) / 1e6
+            megapixels = sum(t.size[0] * t.size[1] for t in tiles) / 1e6
             for r in results.values():
-                r["tiles_per_second"] = round(len(tile_jobs) / r["seconds_per_frame"], 2)
+                r["tiles_per_second"] = round(len(tiles) / r["seconds_per_frame"], 2)
                 r["throughput_vs_one_actor"] = round(one / r["seconds_per_frame"], 3)
                 r["gpu_busy"] = round(r["job_seconds_per_frame"] / r["seconds_per_frame"], 3)
             print(json.dumps(report | {

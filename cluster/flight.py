@@ -1,14 +1,10 @@
 """The frames of one shot in flight: which jobs can run now, and when a frame is finished.
 
-A frame whose only round is tiled (every frame after a shot's first, once
-frames are larger than a tile) is pipelined: each of its tiles needs only the
-part of the previous frame that its warped region reads, so a tile starts as
-soon as the previous frame's tiles covering that part are back, before the
-whole previous frame is. Frames that cannot be pipelined (a shot's first
-frame, coarse to fine; untiled frames) wait for the previous frame.
-
-Whatever the timing, a tile's input is computed the same way from the same
-uint8 pixels of the previous frame, so the frames do not depend on it.
+Each frame starts from the previous one as written (uint8), so a shot's frames run one after the
+other; what runs in parallel is the inside of a frame: its tiled rounds are each one job shared by
+the workers (`render.joint`), every tile optimising the whole frame's objective. A later frame's
+tiles are warped from the previous frame on the workers that run them (a WarpedFrame through the
+object store), so the driver's work per frame is one blend of the tiles that come back.
 """
 
 from __future__ import annotations
@@ -25,17 +21,18 @@ from torch import Tensor
 
 from render.cadence import is_key, tweens
 from render.coherence import Coherence, ColourMap
-from render.frames import Camerawork, WarpedStart
+from render.frames import Camerawork, WarpedFrame
 from render.images import from_uint8, to_uint8
 from render.job import Job
+from render.joint import TileRound
 from render.patches import PatchWork
 from render.plan import FramePlan
 from render.tiled import FrameWork
-from render.tiles import Mosaic, Tile
-from render.warp import source_region
+from render.tiles import Tile
 
-# Jobs ready to run, grouped by the canvases (start, content) they crop from.
-Batch = tuple[list[Job], Tensor | WarpedStart | None, Any]  # jobs, start, content (or camera)
+# Jobs ready to run, with the canvases (start, content) they crop from: tensors, or for a later frame
+# whose tiles warp their own starts, the WarpedFrame and the shot's camera.
+Batch = tuple[list[Job] | list[TileRound], Tensor | WarpedFrame | None, Any]
 
 
 @dataclass
@@ -43,38 +40,29 @@ class Frame:
     plan: FramePlan
     work: FrameWork | PatchWork
     matrices: tuple[Tensor, Tensor]  # (step from the previous frame, cumulative) camera warps
-    pipelined: bool
     round: int = 0
-    tiles: dict[int, Tile] = field(default_factory=dict)  # the current round's tiles
+    tiles: dict[int, Tile] = field(default_factory=dict)  # the current round's regions, by job or tile
     results: dict[int, np.ndarray] = field(default_factory=dict)
     records: list[dict] = field(default_factory=list)
-    waiting: dict[int, Job] = field(default_factory=dict)  # pipelined tiles whose source is not ready
-    sources: dict[int, tuple[int, int, int, int]] = field(
-        default_factory=dict
-    )  # tile -> previous-frame region
-    revealed: list[float] = field(default_factory=list)  # per tile: share of pixels the camera brought in
+    revealed: list[float] = field(default_factory=list)  # share of pixels the camera brought in
     started: float = field(default_factory=time.perf_counter)
     # With a cadence: the plans of the frames since the previous keyframe, and each one's camera step
     # (this frame's own step last).
     between: list[FramePlan] = field(default_factory=list)
     steps: list[Tensor] = field(default_factory=list)
     colour: ColourMap | None = None  # colour coherence's map for this frame
-    mosaic: Mosaic | None = None  # in the last round, the pixels, final cell by cell as tiles come back
 
     @property
     def round_complete(self) -> bool:
-        return not self.waiting and len(self.results) == len(self.tiles)
+        return len(self.results) == len(self.tiles)
 
     @property
     def complete(self) -> bool:
         return self.round_complete and self.round + 1 == len(self.work.rounds)
 
 
-IN_FLIGHT = 3  # frames of one shot in flight at once
-
-
 class Flight:
-    """One shot's chain of frames: up to IN_FLIGHT in flight, each reading the one before it."""
+    """One shot's chain of frames, each started once the one before it is written."""
 
     def __init__(
         self,
@@ -84,21 +72,22 @@ class Flight:
         tile: int,
         next_index: int = 0,
         previous: np.ndarray | None = None,
-        pipelining: bool = True,
+        tiles_warp: bool = True,
         coherence: Coherence | None = None,
         cadence: int = 1,
     ) -> None:
         self.plans, self.camera, self.make_work, self.tile = plans, camera, make_work, tile
-        # Patch frames re-draw their regions every round: they are not pipelined, nor are cadences
-        # (a keyframe reads a keyframe several steps back) or video shots (no camera to map regions).
-        self.pipelining = pipelining and cadence == 1 and camera.exact
+        # A later tiled frame's tiles warp their own starts where they run; not with patches (they
+        # re-draw their regions every round), a cadence (a keyframe reads a keyframe several steps
+        # back) or a video shot (no camera to warp with).
+        self.tiles_warp = tiles_warp and cadence == 1 and camera.exact
         self.cadence = cadence  # optimise every cadence-th frame, warp the ones between
         self.coherence = coherence
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
-        self.frames: list[Frame] = []
-        # What pipelined tiles' workers get as the camera: the scheduler puts it in the object store
-        # once and sets the reference here.
+        self.frames: list[Frame] = []  # the frame in flight, if any
+        # What the tiles' workers get as the camera: the scheduler puts it in the object store once
+        # and sets the reference here.
         self.shared_camera: Any = camera
 
     @property
@@ -106,15 +95,10 @@ class Flight:
         return not self.frames and self.next >= len(self.plans)
 
     def open(self) -> list[Batch]:
-        """Open the next frame if the chain allows it; return the jobs that can start."""
-        if self.next >= len(self.plans) or len(self.frames) >= IN_FLIGHT:
+        """Open the next frame if the previous one is finished; return the jobs that can start."""
+        if self.next >= len(self.plans) or self.frames:
             return []
         plan = self.plans[self.next]
-        ahead = self.frames[-1] if self.frames else None
-        size = self.camera.size
-        pipelined = self.pipelining and plan.local > 0 and max(size) > self.tile
-        if ahead is not None and not (pipelined and (ahead.pipelined or len(ahead.work.rounds) == 1)):
-            return []  # needs the whole previous frame
         between, steps = [], []
         while self.cadence > 1 and not is_key(plan.local, len(self.plans), self.cadence):
             between.append(plan)  # made from the keyframes either side once the next one is done
@@ -126,28 +110,24 @@ class Flight:
         steps.append(matrices[0])
         if between:  # the keyframe starts from the previous keyframe, carried along all the steps
             matrices = (reduce(torch.matmul, steps), matrices[1])
-        if not pipelined:
-            previous = from_uint8(self.previous) if self.previous is not None else None
-            inputs = self.camera.inputs(plan, matrices, previous)
-            frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices, False,
-                          between=between, steps=steps)  # fmt: skip
-            if inputs.mask is not None:
-                frame.revealed.append(1 - float(inputs.mask.mean()))
-            # With a cadence the frames between two keyframes are made after the second: the colour
-            # map reads no later than the previous keyframe.
-            frame.colour = self._colour(plan, between[0].local - 1 if between else None)
+        if self.tiles_warp and plan.local > 0 and max(self.camera.size) > self.tile:
+            frame = Frame(plan, self.make_work(plan, None, None), matrices)
+            frame.colour = self._colour(plan)
             self.frames.append(frame)
-            return [self._round(frame, None)]
-        frame = Frame(plan, self.make_work(plan, None, None), matrices, True)
-        frame.colour = self._colour(plan)
-        for job in self._coloured(frame, frame.work.tile_jobs(0)):
-            frame.tiles[job.tile] = job.region
-            frame.waiting[job.tile] = job
-            r = job.region
-            frame.sources[job.tile] = source_region(matrices[0], (r.y0, r.x0, r.y1, r.x1), size)
-        self._final(frame)
+            job = self._coloured(frame, [frame.work.tile_round(0)])[0]
+            frame.tiles, frame.results = dict(enumerate(job.tiles)), {}
+            return [([job], WarpedFrame(plan, matrices, self.previous), self.shared_camera)]
+        previous = from_uint8(self.previous) if self.previous is not None else None
+        inputs = self.camera.inputs(plan, matrices, previous)
+        frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices,
+                      between=between, steps=steps)  # fmt: skip
+        if inputs.mask is not None:
+            frame.revealed.append(1 - float(inputs.mask.mean()))
+        # With a cadence the frames between two keyframes are made after the second: the colour
+        # map reads no later than the previous keyframe.
+        frame.colour = self._colour(plan, between[0].local - 1 if between else None)
         self.frames.append(frame)
-        return self._ready(frame)
+        return [self._round(frame, None)]
 
     def _colour(self, plan: FramePlan, latest: int | None = None) -> ColourMap | None:
         if self.coherence is None:
@@ -157,54 +137,33 @@ class Flight:
     def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
         jobs, start, content = frame.work.jobs(frame.round, canvas)
         jobs = self._coloured(frame, jobs)
-        frame.tiles, frame.results = {job.tile: job.region for job in jobs}, {}
-        self._final(frame)
+        frame.tiles, frame.results = {}, {}
+        for job in jobs:
+            frame.tiles |= (
+                dict(enumerate(job.tiles)) if isinstance(job, TileRound) else {job.tile: job.region}
+            )
         return jobs, start, content
 
-    def _final(self, frame: Frame) -> None:
-        """In a frame's last round, its pixels are blended cell by cell as the tiles come back (patch
-        rounds return changes to a canvas instead): the next frame's pipelined tiles read them."""
-        if frame.round + 1 == len(frame.work.rounds) and not _is_patches(frame):
-            frame.mosaic = Mosaic(frame.tiles, *self.camera.size, frame.work.overlap)
-
     @staticmethod
-    def _coloured(frame: Frame, jobs: list[Job]) -> list[Job]:
+    def _coloured(frame: Frame, jobs: list) -> list:
         """The jobs, each carrying the frame's colour map if this round's results are the frame's
         pixels: the workers map their own tiles, in parallel and off the driver."""
         if frame.colour is None or frame.round + 1 < len(frame.work.rounds) or _is_patches(frame):
             return jobs
         return [replace(job, colour=frame.colour) for job in jobs]
 
-    def _ready(self, frame: Frame) -> list[Batch]:
-        """Pipelined tiles of `frame` whose part of the previous frame is final: their jobs, each with
-        its own start and content canvases (the size of the tile)."""
-        position = self.frames.index(frame)
-        ahead = self.frames[position - 1] if position else None  # None: the previous frame is finished
-        batches = []
-        for index in sorted(frame.waiting):
-            src = frame.sources[index]
-            if ahead is None:
-                pixels = self.previous[src[0] : src[2], src[1] : src[3]]
-            else:
-                window = Tile(*src)
-                if not ahead.mosaic.ready(window):
-                    continue
-                pixels = ahead.mosaic.window(window)
-            job = frame.waiting.pop(index)
-            r = job.region
-            start = WarpedStart(frame.plan, frame.matrices, pixels, src[:2], (r.y0, r.x0, r.y1, r.x1))
-            batches.append(([job], start, self.shared_camera))  # the worker warps its window
-        return batches
-
-    def result(self, job: Job, pixels: np.ndarray, record: dict) -> tuple[list[Batch], list[tuple]]:
+    def result(
+        self, job: Job | TileRound, pixels: np.ndarray | dict[int, np.ndarray], record: dict
+    ) -> tuple[list[Batch], list[tuple]]:
         """Take a job's result. Returns the jobs that can start now, and (plan, pixels, record) of each
-        frame now finished, in order (a frame finishes only after the one before it)."""
+        frame now finished, in order."""
         frame = next(f for f in self.frames if f.plan.index == job.frame)
-        frame.results[job.tile] = pixels
-        if frame.mosaic is not None:
-            frame.mosaic.add(job.tile, pixels)
+        if isinstance(job, TileRound):
+            frame.results |= pixels
+        else:
+            frame.results[job.tile] = pixels
         frame.records.append(record)
-        if "revealed" in record:  # a pipelined tile's worker made its inputs and measured it
+        if "revealed" in record:  # a tiled frame's workers made its inputs and measured it
             frame.revealed.append(record["revealed"])
         batches: list[Batch] = []
         if frame.round_complete and not frame.complete:  # on to the next, finer round
@@ -212,30 +171,27 @@ class Flight:
             frame.round += 1
             batches.append(self._round(frame, canvas))
         finished = []
-        while self.frames and self.frames[0].complete:
-            done = self.frames.pop(0)
-            if done.mosaic is not None:
-                pixels = done.mosaic.pixels
-            else:  # patches: their changes blend onto the round's canvas
-                pixels = done.work.pixels(done.round, self._ordered(done))
-            if done.colour is not None and _is_patches(done):  # patches return changes, not pixels
-                pixels = done.colour(pixels)
+        if frame.complete:
+            self.frames.remove(frame)
+            if _is_patches(frame):  # patches: their changes blend onto the round's canvas
+                pixels = frame.work.pixels(frame.round, self._ordered(frame))
+                if frame.colour is not None:  # patches return changes, not pixels
+                    pixels = frame.colour(pixels)
+            else:
+                pixels = to_uint8(frame.work.blend(frame.round, self._ordered(frame)))
             if self.coherence is not None:
-                self.coherence.seen(done.plan.local, pixels)
-            if done.between:
-                made = tweens(from_uint8(self.previous), from_uint8(pixels), done.steps)
-                keys = [done.between[0].index - 1, done.plan.index]  # warped from these keyframes
-                for plan, image, step in zip(done.between, made, done.steps, strict=False):
+                self.coherence.seen(frame.plan.local, pixels)
+            if frame.between:
+                made = tweens(from_uint8(self.previous), from_uint8(pixels), frame.steps)
+                keys = [frame.between[0].index - 1, frame.plan.index]  # warped from these keyframes
+                for plan, image, step in zip(frame.between, made, frame.steps, strict=False):
                     record = {"seconds": 0.0, "finished": round(time.time(), 3), "jobs": 0, "workers": [],
                               "tween": keys, "step": _listed(step)}  # fmt: skip
                     finished.append((plan, to_uint8(image), record))
                     if self.coherence is not None:
                         self.coherence.seen(plan.local, finished[-1][1])
             self.previous = pixels
-            finished.append((done.plan, pixels, frame_record(done, self.camera.exact)))
-        for later in self.frames:
-            if later.pipelined and later.waiting:
-                batches += self._ready(later)
+            finished.append((frame.plan, pixels, frame_record(frame, self.camera.exact)))
         return batches, finished
 
     @staticmethod
@@ -255,7 +211,7 @@ def frame_record(frame: Frame, exact: bool = True) -> dict:
         "finished": round(time.time(), 3),
         "jobs": len(records),
         "job_seconds": round(sum(r["seconds"] for r in records), 3),
-        "workers": sorted({r.get("worker", "?") for r in records}),
+        "workers": sorted({w for r in records for w in r.get("ranks", [r.get("worker", "?")])}),
         "loss": sum(r.get("loss") or 0 for r in records) / max(1, len(records)),
     }
     if len(records) == 1:

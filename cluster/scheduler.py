@@ -31,7 +31,7 @@ from engine.targets import resize_long_side
 from render.atomic import write_text
 from render.cadence import is_key
 from render.coherence import Coherence, lab_stats
-from render.frames import Camerawork, WarpedStart
+from render.frames import Camerawork, WarpedFrame
 from render.images import load_image, resolve, to_uint8
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
@@ -175,7 +175,7 @@ def render_scene(
 
     init_ray(address)
     for shot, flight in zip(scene.shots, flights, strict=True):
-        if flight.pipelining:  # its tiles' workers warp their own windows with this camera, sent once
+        if flight.tiles_warp:  # its tiles' workers warp their own starts with this camera, sent once
             flight.shared_camera = ray.put(flight.camera.for_workers(shot.frames.content))
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
     video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
@@ -252,8 +252,8 @@ def _prefix(done: set[int]) -> int:
 def submit_batches(pool: WorkerPool, batches: list) -> None:
     """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
     for jobs, start, content in batches:
-        if isinstance(start, WarpedStart):  # one pipelined tile; its content is the camera's reference
-            pool.submit(jobs[0], (start, content))
+        if isinstance(start, WarpedFrame):  # the previous frame, once; the content is the camera's ref
+            pool.submit(jobs[0], (ray.put(start), content))
             continue
         start_ref = ray.put(to_uint8(start)) if start is not None else None
         content_ref = (

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from render.job import Job
 from render.still import Farm
+from render.tiled import regions
 from render.tiles import Tile
 
 from .pool import WorkerPool
@@ -29,12 +30,12 @@ def ray_farm(weights: str | None, device: str, workers: int | None, address: str
             jobs: list[Job], start: Tensor | None, content: Tensor | None
         ) -> list[tuple[Tile, np.ndarray]]:
             submit_batches(pool, [(jobs, start, content)])
-            results: dict[int, np.ndarray] = {}
+            results: dict = {}
             while len(results) < len(jobs):
                 for job, pixels, record in pool.wait(POLL_SECONDS):
-                    results[job.tile] = pixels
+                    results[job.key] = regions(job, pixels)
                     finished(record)
-            return [(job.region, results[job.tile]) for job in jobs]
+            return [pair for job in jobs for pair in results[job.key]]
 
         return run_round
 

@@ -15,7 +15,10 @@ import torch
 from engine.stylize import Progress
 from engine.targets import StyleBank
 from render.job import Job, run_job
+from render.joint import TileRound, run_round
 from render.network import load_network, resolve_device
+
+from .collective import Group, Member
 
 
 class FrameWorker:
@@ -32,6 +35,7 @@ class FrameWorker:
         self.bank = StyleBank([s.to(self.device) for s in styles])
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._progress: tuple[int, int, int, float] = (-1, 0, 0, 0.0)  # frame, step, steps, loss
+        self.member = Member()
 
     def render(
         self, job: Job, start: np.ndarray | None, content: np.ndarray | None
@@ -42,6 +46,23 @@ class FrameWorker:
             self._progress = (job.frame, p.step, p.steps, p.loss)
 
         pixels, record = run_job(job, start, content, self.net, self.bank, self.device, report)
+        return pixels, record | {"worker": self.name}
+
+    def render_round(
+        self, job: TileRound, rank: int, ranks: int, group: Group | None, start: Any, content: Any
+    ) -> tuple[dict[int, np.ndarray], dict]:
+        """Run this worker's share of a tiled round, with the other `ranks` - 1 members of `group`."""
+
+        def report(p: Progress) -> None:
+            self._progress = (job.frame, p.step, p.steps, p.loss)
+
+        try:
+            reduce = self.member.reduce(group, rank, ranks)
+            pixels, record = run_round(job, start, content, self.net, self.bank, self.device, rank, ranks,
+                                       reduce, report)  # fmt: skip
+        except BaseException:
+            self.member.leave()  # the others stop waiting for this one
+            raise
         return pixels, record | {"worker": self.name}
 
     @ray.method(concurrency_group="poll")

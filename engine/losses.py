@@ -121,6 +121,11 @@ class GramLoss(nn.Module):
         c = f.shape[1]
         return _GramError.apply(f.reshape(c, -1), self.target) / self.norm
 
+    def of_moments(self, s1: Tensor, s2: Tensor, n: int) -> Tensor:
+        """The loss from the sums Σf (C,) and Σf·fᵀ (C, C) over n feature vectors: a picture held
+        in parts (`engine.joint`)."""
+        return (s2 / (s2.shape[0] * n) - self.target).pow(2).sum() / self.norm
+
 
 class WassersteinLoss(nn.Module):
     """Squared Wasserstein-2 distance between Gaussians fitted to the activations.
@@ -137,7 +142,14 @@ class WassersteinLoss(nn.Module):
         self.norm = float((target_mean.pow(2).sum() + target_cov.trace()).clamp_min(1e-12))
 
     def forward(self, f: Tensor) -> Tensor:
-        mean, cov = mean_cov(f)
+        return self.of_stats(*mean_cov(f))
+
+    def of_moments(self, s1: Tensor, s2: Tensor, n: int) -> Tensor:
+        """The loss from the sums Σf (C,) and Σf·fᵀ (C, C) over n feature vectors."""
+        mean = s1 / n
+        return self.of_stats(mean, s2 / n - torch.outer(mean, mean))
+
+    def of_stats(self, mean: Tensor, cov: Tensor) -> Tensor:
         cross = _sqrtm(self.cov_sqrt @ cov @ self.cov_sqrt)
         w2 = (mean - self.mean).pow(2).sum() + cov.trace() + self.cov.trace() - 2 * cross.trace()
         return w2.clamp_min(0) / self.norm

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .color import preserve_colors
 from .losses import ContentLoss, normalize_grad, temporal_loss, tv_loss
-from .targets import Features, StyleLoss, StyleTargets, picture_grams, resize
+from .targets import Features, StyleLoss, StyleTargets, resize
 from .vgg import check_layers
 
 
@@ -139,7 +139,6 @@ def stylize(
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     temporal: tuple[Tensor, Tensor] | None = None,
-    reference: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """Optimise an image whose features match `content` and whose statistics match `style_targets`.
 
@@ -149,11 +148,6 @@ def stylize(
     of it, so the style is seen at the picture's scale, not the tile's.
     temporal: (target (1, 3, H, W), mask (1, 1, H, W)) for the temporal loss, when
     settings.temporal_weight > 0: the warped previous frame and where it is valid.
-    reference: when this call optimises one tile, the Gram matrices of the whole picture its init
-    was cut from (`picture_grams`, at the final scale). The tile then shares the picture's
-    statistics: its target is the style's Gram plus the tile's own difference from the picture, so
-    the tiles together move the picture toward the style instead of each tile toward the style's
-    whole palette. Gram loss only, and at the final scale only.
     Returns (1, 3, H, W) in [0, 1]. Same inputs and generator seed on the
     same device give the same result.
     """
@@ -175,9 +169,7 @@ def stylize(
         x = resize(x.detach(), scale_size)
         avg = resize(avg, scale_size) if avg is not None else None
         style_side = round((canvas or max(size)) * max(scale_size) / max(size) * settings.style_scale)
-        shared = reference if k == len(plan) - 1 and settings.style_loss is StyleLoss.GRAM else None
-        objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side,
-                               (x, shared) if shared is not None else None)  # fmt: skip
+        objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side)
         if temporal is not None and settings.temporal_weight > 0:
             objective.temporal = tuple(resize(t, scale_size) for t in temporal)
 
@@ -246,7 +238,6 @@ class _Objective:
         scale_size: tuple[int, int],
         final_size: tuple[int, int],
         style_side: int,
-        shared: tuple[Tensor, dict[str, Tensor]] | None = None,  # (init at this scale, picture's Grams)
     ) -> None:
         self.s, self.features = s, features
         self.content_losses: dict = {}
@@ -264,12 +255,8 @@ class _Objective:
             self.content_losses = {n: ContentLoss(f) for n, f in feats.items()}
         self.style_losses: dict = {}
         if style_targets is not None and s.style_weight > 0:
-            shift = None
-            if shared is not None:
-                own = picture_grams(self._features, shared[0], s.style_layers)
-                shift = {n: own[n] - shared[1][n] for n in own}
             self.style_losses = style_targets.losses(
-                self._features, style_side, s.style_layers, s.style_loss, s.precision, shift
+                self._features, style_side, s.style_layers, s.style_loss, s.precision
             )
         lw = s.style_layer_weights or (1.0,) * len(s.style_layers)
         self.layer_weights = {n: w / sum(lw) for n, w in zip(s.style_layers, lw, strict=True)}

@@ -148,16 +148,6 @@ def _moments(
     return {name: tuple(v) for name, v in out.items()}
 
 
-def picture_grams(
-    features: Features, image: Tensor, layers: Sequence[str], device: torch.device | None = None
-) -> dict[str, Tensor]:
-    """Gram matrices of a whole picture (1, 3, H, W), float in [0, 1] or uint8, at its own size: the
-    reference a tile's statistics are measured against. Large pictures are measured in tiles with
-    margins, as style images are, so memory depends on STATS_TILE, not on the picture."""
-    sums = _moments(features, image, max(image.shape[-2:]), layers, device)
-    return {name: g for name, (g,) in _stats(sums, StyleLoss.GRAM).items()}
-
-
 def _sums(f: Tensor) -> tuple[Tensor, Tensor, int]:
     c = f.shape[1]
     f = f.reshape(c, -1)  # (C, H·W)
@@ -185,10 +175,8 @@ class StyleTargets:
         layers: Sequence[str],
         kind: StyleLoss,
         variant: str = "",
-        shift: dict[str, Tensor] | None = None,
     ) -> dict[str, nn.Module]:
-        """One loss module per layer, against the blended statistics at this scale, each Gram target
-        moved by `shift` (a tile's own Gram less its picture's: see `stylize`'s `reference`)."""
+        """One loss module per layer, against the blended statistics at this scale."""
         kind = StyleLoss(kind)
         total = sum(self.weights)
         blended: dict[str, list[Tensor]] = {}
@@ -202,6 +190,5 @@ class StyleTargets:
                 for acc, s in zip(parts, stats, strict=True):
                     acc.add_(s, alpha=w / total)
         if kind is StyleLoss.GRAM:
-            shift = shift or {}
-            return {n: GramLoss(g + shift[n] if n in shift else g) for n, (g,) in blended.items()}
+            return {n: GramLoss(g) for n, (g,) in blended.items()}
         return {n: WassersteinLoss(m, c) for n, (m, c) in blended.items()}

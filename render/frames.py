@@ -113,3 +113,16 @@ class WarpedStart:
 
     def inputs(self, camera: Camerawork) -> FrameInputs:
         return camera.inputs(self.plan, self.matrices, from_uint8(self.window), self.origin, self.region)
+
+
+@dataclass(frozen=True)
+class WarpedFrame:
+    """A later frame's start, made where its tiles run: the previous frame as written and the camera
+    step. Each tile warps its own region, so the driver's work per frame is a blend, not a resampling."""
+
+    plan: FramePlan
+    matrices: tuple[Tensor, Tensor]
+    previous: np.ndarray  # (H, W, 3) uint8
+
+    def at(self, region: tuple[int, int, int, int]) -> WarpedStart:
+        return WarpedStart(self.plan, self.matrices, self.previous, (0, 0), region)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
-import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -15,8 +12,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from engine.stylize import Progress, Settings, at_precision, stylize
-from engine.targets import StyleBank, StyleTargets, picture_grams
+from engine.stylize import Progress, Settings, stylize
+from engine.targets import StyleBank, StyleTargets
 
 from .coherence import ColourMap
 from .frames import Camerawork, WarpedStart
@@ -41,9 +38,6 @@ class Job:
     work: tuple[int, int] | None = None
     style_box: tuple[float, float, float, float] | None = None  # localized style: the style's matching part
     colour: ColourMap | None = None  # colour coherence's map for the result (not for a patch's change)
-    # A tile that shares its picture's statistics (see `stylize`'s `reference`): its start canvas is
-    # the whole picture, measured once per picture by each worker.
-    shared: bool = False
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -132,9 +126,6 @@ def run_job(
     change at working size as float16 instead.
     """
     start, content, revealed = made_here(start, content)
-    reference = None
-    if job.shared and bank is not None and start is not None:
-        reference = picture_reference(start, job.settings, features, device)
     if job.work is not None:  # a patch sees its region at 2^-k; the resampling is in uint8, like the canvases
         init = resize_uint8(start, job.region, job.work) if start is not None else None
         content = resize_uint8(content, job.region, job.work) if content is not None else None
@@ -168,7 +159,6 @@ def run_job(
         generator=torch.Generator().manual_seed(job.seed),
         callback=callback,
         temporal=temporal,
-        reference=reference,
     )
     record: dict = {"seconds": round(time.perf_counter() - start, 3)}
     if revealed is not None:
@@ -178,41 +168,18 @@ def run_job(
         record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
         record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
     record["nan"] = bool(torch.isnan(out).any())
-    out = out.nan_to_num(0.0)
     if job.work is not None:
-        change = (out - init) if init is not None else out
+        change = (out.nan_to_num(0.0) - init) if init is not None else out.nan_to_num(0.0)
         return change[0].permute(1, 2, 0).to(torch.float16).cpu().numpy(), record
-    if job.colour is not None:  # on the result as it would be written, here on the worker's device
-        out = job.colour.on(out.mul(255).round().div(255))
-    return to_uint8(out), record
+    return finish(out, job.colour), record
 
 
-_REFERENCES: OrderedDict[bytes, dict[str, Tensor]] = OrderedDict()  # the last pictures' Grams
-KEEP_REFERENCES = 2  # a round's tiles reach a worker together; two shots may interleave
-
-
-def picture_reference(
-    picture: Tensor | np.ndarray, settings: Settings, features: Callable, device: str
-) -> dict[str, Tensor]:
-    """The Gram matrices of the whole picture a round's tiles are cut from, measured once per
-    picture in this process (a worker runs several of a round's tiles; keyed by the pixels, so
-    nothing stale is ever reused). Measured on uint8 pixels, in process as through Ray: an 8K
-    canvas is 100 MB that way, where float temporaries would be 400 MB each."""
-    # A start canvas may carry the temporal loss's mask as a 4th channel: the picture is the first 3.
-    pixels = picture[..., :3] if isinstance(picture, np.ndarray) else to_uint8(picture[:, :3])
-    key = hashlib.blake2b(np.ascontiguousarray(pixels).data, digest_size=16).digest()
-    same = (pixels.shape, settings.style_layers, settings.precision, id(features))
-    key += repr(same).encode()
-    if key not in _REFERENCES:
-        with warnings.catch_warnings():  # Ray's arrays are read-only views of the object store:
-            warnings.simplefilter("ignore", UserWarning)  # read here, never written, and not copied
-            image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
-        features = at_precision(features, settings.precision)
-        _REFERENCES[key] = picture_grams(features, image, settings.style_layers, torch.device(device))
-        while len(_REFERENCES) > KEEP_REFERENCES:
-            _REFERENCES.popitem(last=False)
-    _REFERENCES.move_to_end(key)
-    return _REFERENCES[key]
+def finish(out: Tensor, colour: ColourMap | None) -> np.ndarray:
+    """A result as written: NaN to 0, then colour coherence's map on the uint8 grid, then uint8."""
+    out = out.nan_to_num(0.0)
+    if colour is not None:  # on the result as it would be written, here on the worker's device
+        out = colour.on(out.mul(255).round().div(255))
+    return to_uint8(out)
 
 
 def suspect(job: Job, record: dict) -> str | None:

@@ -14,7 +14,8 @@ from engine.targets import StyleBank, resize
 
 from .checkpoint import Checkpoint, digest
 from .images import check_output_path, load_image, save_image, to_uint8
-from .job import Job, run_job
+from .job import Job
+from .joint import TileRound, run_here
 from .network import auto_precision, load_network, resolve_device
 from .patches import Patches, PatchWork
 from .tiled import DEFAULT_TILE, FrameWork, RoundRunner, run_frame, serially
@@ -162,9 +163,9 @@ def render_still(
         if progress is not None:
             progress(Progress(done, total, 0, size, record.get("loss") or 0.0, {}))
 
-    def run(one: Job, start: Tensor | None, content: Tensor | None) -> tuple:
+    def run(one: Job | TileRound, start: Tensor | None, content: Tensor | None) -> tuple:
         nonlocal done
-        result = run_job(one, start, content, network, bank, device, callback)
+        result = run_here(one, start, content, network, bank, device, callback)
         done += result[1]["steps"]
         return result
 
@@ -173,12 +174,12 @@ def render_still(
             checkpoint.save(index, canvas)
 
     if farm is not None:
-        run_round = farm(styles, finished)
+        runner = farm(styles, finished)
     else:
         bank = StyleBank([s.to(device) for s in styles]) if styles else None
-        run_round = serially(run)
+        runner = serially(run)
     try:
-        out = run_frame(work, run_round, first, canvas, after_round)
+        out = run_frame(work, runner, first, canvas, after_round)
     except BaseException as e:
         if writer is not None:
             writer.close(e)

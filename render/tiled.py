@@ -2,9 +2,10 @@
 
 The scales up to the tile size run as one ordinary multi-scale job; every
 larger scale is a round of overlapping tiles over the upsampled result of the
-round before, blended with feathered weights. Memory per job then depends on
-the tile size, never on the frame size. Nothing here knows about Ray: the
-still command runs the jobs in process, the scheduler farms them out.
+round before, optimised together as one picture (`render.joint`) and shared
+among the workers. Memory per process then depends on the tile size and its
+share, never on the frame size. Nothing here knows about Ray: the still command
+runs the rounds in process, the scheduler farms them out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.targets import resize
 
 from .images import from_uint8, to_uint8
 from .job import Job, job_seed
+from .joint import TileRound
 from .tiles import Blender, Tile, grid, grid_offset
 
 DEFAULT_TILE = 512
@@ -64,14 +66,15 @@ class FrameWork:
 
     def round_steps(self, index: int) -> int:
         r = self.rounds[index]
-        if r.tiled:
-            offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
-            return r.iterations * len(grid(*r.size, self.tile, self.overlap, offset))
+        if r.tiled:  # one job: each evaluation covers the whole canvas
+            return r.iterations
         return sum(
             schedule(r.iterations, len(scales(r.size, self.settings.min_size, self.settings.scale_step)))
         )
 
-    def jobs(self, index: int, canvas: Tensor | None) -> tuple[list[Job], Tensor | None, Tensor | None]:
+    def jobs(
+        self, index: int, canvas: Tensor | None
+    ) -> tuple[list[Job] | list[TileRound], Tensor | None, Tensor | None]:
         """Round `index`'s jobs and the canvases they crop from (start, content), given the canvas the
         previous round left (None for the first round)."""
         r = self.rounds[index]
@@ -88,29 +91,16 @@ class FrameWork:
             job = Job(self.frame, index, 0, Tile(0, 0, *r.size), self.style_weights, settings,
                       job_seed(self.seed, self.frame, index, 0))  # fmt: skip
             return [job], start, content
-        # The whole start canvas travels with the round, so its tiles can share its statistics.
-        return self.tile_jobs(index, shared=True), start, content
+        return [self.tile_round(index)], start, content
 
-    def tile_jobs(self, index: int, shared: bool = False) -> list[Job]:
-        """The jobs of tiled round `index`, without their canvases; `shared`: the tiles share the
-        statistics of the whole start canvas, which then travels with them."""
+    def tile_round(self, index: int) -> TileRound:
+        """Tiled round `index` as one job, without its canvases."""
         r = self.rounds[index]
-        settings = replace(self.settings, iterations=r.iterations)
+        settings = replace(self.settings, iterations=r.iterations, min_size=max(r.size))
         offset = grid_offset(self.seed, self.frame * 64 + index, self.tile, self.overlap)
-        return [
-            Job(
-                self.frame,
-                index,
-                i,
-                t,
-                self.style_weights,
-                replace(settings, min_size=max(t.size)),
-                job_seed(self.seed, self.frame, index, i),
-                canvas=max(r.size),
-                shared=shared,
-            )  # fmt: skip
-            for i, t in enumerate(grid(*r.size, self.tile, self.overlap, offset))
-        ]
+        tiles = tuple(grid(*r.size, self.tile, self.overlap, offset))
+        return TileRound(self.frame, index, tiles, r.size, self.style_weights, settings,
+                         job_seed(self.seed, self.frame, index))  # fmt: skip
 
     def blend(self, index: int, results: Iterable[tuple[Tile, np.ndarray]]) -> Tensor:
         """The canvas after round `index`, from its (tile, uint8 result) pairs in tile order."""
@@ -120,7 +110,10 @@ class FrameWork:
         return blender.result()
 
 
-Runner = Callable[[Job, Tensor | None, Tensor | None], tuple[np.ndarray, dict]]
+# Runs a job (a Job, or a TileRound: then its tiles' pixels by index) on its canvases (start, content).
+Runner = Callable[
+    [Job | TileRound, Tensor | None, Tensor | None], tuple[np.ndarray | dict[int, np.ndarray], dict]
+]
 # Runs a round's jobs on their canvases (start, content); returns (region, result) pairs in job order.
 RoundRunner = Callable[[list[Job], Tensor | None, Tensor | None], list[tuple[Tile, np.ndarray]]]
 Work = FrameWork  # or a PatchWork: the same interface
@@ -129,10 +122,19 @@ Work = FrameWork  # or a PatchWork: the same interface
 def serially(run: Runner) -> RoundRunner:
     """A round runner that runs each job in turn, in this process."""
 
-    def run_round(jobs: list[Job], start: Tensor | None, content: Tensor | None) -> list:
-        return [(job.region, run(job, start, content)[0]) for job in jobs]
+    def run_round(jobs: list, start: Tensor | None, content: Tensor | None) -> list[tuple[Tile, np.ndarray]]:
+        return [pair for job in jobs for pair in regions(job, run(job, start, content)[0])]
 
     return run_round
+
+
+def regions(
+    job: Job | TileRound, result: np.ndarray | dict[int, np.ndarray]
+) -> list[tuple[Tile, np.ndarray]]:
+    """(region, pixels) pairs of a job's result, in tile order."""
+    if isinstance(job, TileRound):
+        return [(job.tiles[i], result[i]) for i in sorted(result)]
+    return [(job.region, result)]
 
 
 def run_frame(

@@ -7,18 +7,21 @@ ramp linearly across each overlap, so no seam shows.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import random
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .images import from_uint8, to_uint8
+from .images import from_uint8
 
 MIN_SPAN = 32  # VGG-19 pools four times before relu5_1
+# Tiles start, and cores meet, on multiples of VGG-19's coarsest stride: a tile's features then sit
+# on the whole frame's feature grid, and its core's features are the frame's, bar the margin's edge.
+ALIGN = 16
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,20 @@ class Tile:
 
 
 def _starts(length: int, tile: int, overlap: int, offset: int) -> list[tuple[int, int]]:
-    """Spans [a, b) covering [0, length) with tiles of `tile` overlapping by `overlap`, shifted by -offset."""
+    """Spans [a, b) covering [0, length) with tiles of `tile` overlapping by at least `overlap`, shifted by
+    -offset, starting on multiples of ALIGN."""
     if length <= tile:
         return [(0, length)]
-    stride = tile - overlap
-    spans, a = [], -offset
-    while a + overlap < length:
-        lo, hi = max(0, a), min(length, a + tile)
-        if hi - lo > overlap:  # slivers narrower than the overlap lie inside the neighbour's overlap
-            # The network needs some room: widen a thin edge tile inwards, over its neighbour.
-            if hi - lo < MIN_SPAN:
-                lo, hi = (0, min(length, MIN_SPAN)) if lo == 0 else (max(0, length - MIN_SPAN), length)
+    stride = (tile - overlap) // ALIGN * ALIGN
+    spans: list[tuple[int, int]] = []
+    a = -offset - (-offset) % ALIGN
+    while not spans or spans[-1][1] < length:
+        lo = max(0, a)
+        hi = min(length, lo + tile)
+        if hi - lo < MIN_SPAN:  # the network needs some room: widen a thin edge tile over its neighbour
+            lo = max(0, length - MIN_SPAN)
+            lo -= lo % ALIGN
+        if hi > (spans[-1][1] if spans else 0):
             spans.append((lo, hi))
         a += stride
     return spans
@@ -63,6 +69,25 @@ def grid(height: int, width: int, tile: int, overlap: int, offset: tuple[int, in
         for y0, y1 in _starts(height, tile, overlap, offset[0])
         for x0, x1 in _starts(width, tile, overlap, offset[1])
     ]
+
+
+def cores(tiles: list[Tile]) -> list[Tile]:
+    """Each tile's core, in the tile's own coordinates: the cores partition the frame, meeting in the
+    middle of each overlap, so every core has a margin of half the overlap where it borders another."""
+    ys = sorted({(t.y0, t.y1) for t in tiles})
+    xs = sorted({(t.x0, t.x1) for t in tiles})
+
+    def cuts(spans: list[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+        middles = [max(a, (a + b) // 2 // ALIGN * ALIGN) for (_, b), (a, _) in pairwise(spans)]
+        bounds = [spans[0][0], *middles, spans[-1][1]]
+        return {span: (bounds[i], bounds[i + 1]) for i, span in enumerate(spans)}
+
+    rows, cols = cuts(ys), cuts(xs)
+    out = []
+    for t in tiles:
+        (cy0, cy1), (cx0, cx1) = rows[(t.y0, t.y1)], cols[(t.x0, t.x1)]
+        out.append(Tile(cy0 - t.y0, cx0 - t.x0, cy1 - t.y0, cx1 - t.x0))
+    return out
 
 
 def grid_offset(seed: int, frame: int, tile: int, overlap: int) -> tuple[int, int]:
@@ -133,62 +158,3 @@ class Blender:
         if (self.weight <= 0).any():
             raise RuntimeError("tiles do not cover the frame")
         return self.sum.div_(self.weight)  # in place: a blender gives its result once
-
-
-class Mosaic:
-    """A frame's tiles blended as they come back, each cell once: the cells are the rectangles between
-    tile edges, each covered by a fixed set of tiles, and a cell is final as soon as those are back.
-
-    A pipelined frame's window is then a copy of finished cells, not a blend of its own, and the
-    finished frame costs nothing more. Cells blend their tiles in index order, so the pixels equal
-    to_uint8 of a Blender's over the whole frame bit for bit.
-    """
-
-    def __init__(self, tiles: dict[int, Tile], height: int, width: int, overlap: int) -> None:
-        self.tiles, self.height, self.width, self.overlap = tiles, height, width, overlap
-        self.ys = sorted({t.y0 for t in tiles.values()} | {t.y1 for t in tiles.values()})
-        self.xs = sorted({t.x0 for t in tiles.values()} | {t.x1 for t in tiles.values()})
-        self.pixels = np.empty((height, width, 3), np.uint8)
-        self.done = np.zeros((len(self.ys) - 1, len(self.xs) - 1), bool)
-        self.missing: dict[tuple[int, int], list[int]] = {}  # cell -> covering tiles, in index order
-        self.cells: dict[int, list[tuple[int, int]]] = {i: [] for i in tiles}  # tile -> its cells
-        for i, t in sorted(tiles.items()):
-            for r in range(self.ys.index(t.y0), self.ys.index(t.y1)):
-                for c in range(self.xs.index(t.x0), self.xs.index(t.x1)):
-                    self.missing.setdefault((r, c), []).append(i)
-                    self.cells[i].append((r, c))
-        self.covering = {cell: list(ids) for cell, ids in self.missing.items()}
-        self.results: dict[int, np.ndarray] = {}
-
-    def add(self, index: int, pixels: np.ndarray) -> None:
-        """Take tile `index`'s (h, w, 3) uint8 result; blend every cell it completes."""
-        self.results[index] = pixels
-        for cell in self.cells[index]:
-            self.missing[cell].remove(index)
-            if not self.missing[cell]:
-                self._blend(cell)
-
-    def _blend(self, cell: tuple[int, int]) -> None:
-        r, c = cell
-        window = Tile(self.ys[r], self.xs[c], self.ys[r + 1], self.xs[c + 1])
-        blender = Blender(self.height, self.width, self.overlap, window)
-        for i in self.covering[cell]:
-            blender.add(self.tiles[i], self.results[i])
-        self.pixels[window.y0 : window.y1, window.x0 : window.x1] = to_uint8(blender.result())
-        self.done[cell] = True
-
-    def ready(self, window: Tile) -> bool:
-        """Whether every pixel of `window` is final."""
-        return bool(self.done[self._cells(window)].all())
-
-    def window(self, window: Tile) -> np.ndarray:
-        return self.pixels[window.y0 : window.y1, window.x0 : window.x1]
-
-    def _cells(self, window: Tile) -> tuple[slice, slice]:
-        rows = slice(bisect.bisect_right(self.ys, window.y0) - 1, bisect.bisect_left(self.ys, window.y1))
-        cols = slice(bisect.bisect_right(self.xs, window.x0) - 1, bisect.bisect_left(self.xs, window.x1))
-        return rows, cols
-
-
-def overlaps(a: Tile, b: Tile) -> bool:
-    return a.y0 < b.y1 and b.y0 < a.y1 and a.x0 < b.x1 and b.x0 < a.x1

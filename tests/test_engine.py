@@ -11,7 +11,7 @@ from skimage.color import rgb2lab
 from engine.color import lab_to_rgb, rgb_to_lab
 from engine.losses import ContentLoss, GramLoss, WassersteinLoss, gram, mean_cov, tv_loss
 from engine.stylize import Settings, scales, schedule, stylize
-from engine.targets import StyleBank, StyleTargets, picture_grams
+from engine.targets import StyleBank, StyleTargets
 from tests.conftest import smooth_image
 
 FAST = Settings(iterations=4, min_size=16)
@@ -217,33 +217,3 @@ def test_lab_matches_scikit_image_and_inverts():
     expected = torch.from_numpy(rgb2lab(rgb[0].permute(1, 2, 0).double().numpy())).permute(2, 0, 1)
     assert (lab[0].double() - expected).abs().max() < 1e-3
     assert (lab_to_rgb(lab) - rgb).abs().max() < 1e-4
-
-
-def test_a_tile_shares_its_pictures_statistics(tiny):
-    """A picture whose statistics are the style's: with the picture's Grams as the reference, a tile
-    of it already matches its target (the style's Gram plus its own difference from the picture) and
-    stays as it is; alone, the same tile is pulled toward the style's whole statistics."""
-    picture = smooth_image(3, (48, 64))
-    tile = picture[..., 8:40, 16:48].clone()
-    bank = StyleBank([picture])
-    settings = Settings(iterations=6, content_weight=0, min_size=32)  # one scale, as a tile job runs
-
-    def run(reference):
-        return stylize(None, StyleTargets(bank), settings, features=tiny, init=tile, size=(32, 32),
-                       canvas=64, reference=reference)  # fmt: skip
-
-    reference = picture_grams(tiny, picture, settings.style_layers)
-    assert (run(reference) - tile).abs().max() < 1e-6
-    assert (run(None) - tile).abs().mean() > 1e-3
-
-
-def test_a_pictures_grams_are_the_same_from_uint8_and_in_tiles(tiny, monkeypatch):
-    import engine.targets as targets
-
-    picture = (smooth_image(5, (200, 264)) * 255).round()
-    layers = ["relu1_1", "relu3_1"]
-    whole = picture_grams(tiny, picture / 255, layers)
-    assert all(torch.allclose(whole[n], picture_grams(tiny, picture.byte(), layers)[n]) for n in layers)
-    monkeypatch.setattr(targets, "STATS_TILE", 96)  # measured in tiles, from uint8
-    tiled = picture_grams(tiny, picture.byte(), layers)
-    assert all((whole[n] - tiled[n]).norm() / whole[n].norm() < 0.03 for n in layers)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from engine.score import score
 from engine.stylize import Settings
 from engine.targets import StyleBank
-from render.images import from_uint8, load_image, to_uint8
-from render.job import picture_reference, run_job
+from render.images import load_image
+from render.joint import TileRound, run_here
 from render.tiled import FrameWork, run_frame, serially
-from render.tiles import Blender, Mosaic, Tile, feather, grid, grid_offset, overlaps
+from render.tiles import Blender, Tile, feather, grid, grid_offset
 
 
 def test_grid_covers_the_frame_for_any_offset_and_blends_exactly():
@@ -40,8 +39,13 @@ def test_large_frame_goes_coarse_to_fine_with_tiled_fine_scales():
     assert max(work.rounds[0].size) <= 512 and work.rounds[-1].size == (1080, 1920)
     jobs, start, _ = work.jobs(len(work.rounds) - 1, torch.zeros(1, 3, 100, 100))
     assert start.shape[-2:] == (1080, 1920)
-    assert all(max(j.size) <= 512 and j.canvas == 1920 for j in jobs)
-    assert len({j.seed for j in jobs}) == len(jobs)
+    [job] = jobs  # the round is one job over all its tiles
+    assert job.size == (1080, 1920) and all(max(t.size) <= 512 for t in job.tiles)
+    for ranks in (1, 2, 3, 8):  # shared among workers: each tile once, loads within one tile
+        shares = [job.share(r, ranks) for r in range(ranks)]
+        assert sorted(i for s in shares for i in s) == list(range(len(job.tiles)))
+        loads = [sum(job.tiles[i].size[0] * job.tiles[i].size[1] for i in s) for s in shares]
+        assert max(loads) - min(loads) <= 512 * 512
 
 
 def seam_ratio(out: torch.Tensor, tiles: list) -> float:
@@ -66,8 +70,12 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
 
     def render(init, tile: int, overlap: int = 32):
         work = FrameWork(1, (128, 192), settings, init, content, (1.0,), seed=4, tile=tile, overlap=overlap)
-        out = run_frame(work, serially(lambda job, start, c: run_job(job, start, c, vgg, bank)))
-        return out, [job.region for job in work.jobs(0, init)[0]]
+        out = run_frame(work, serially(lambda job, start, c: run_here(job, start, c, vgg, bank)))
+        return out, [
+            t
+            for job in work.jobs(0, init)[0]
+            for t in (job.tiles if isinstance(job, TileRound) else [job.region])
+        ]
 
     start, _ = render(content, 512)  # a stylised frame, as a later frame's warped start is
     whole, _ = render(start, 512)
@@ -81,42 +89,6 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     assert s_tiled["style"] < 1.3 * s_whole["style"] and s_tiled["content"] < 1.3 * s_whole["content"]
     assert seam_ratio(tiled, tiles) <= 1.2
     assert seam_ratio(hard, hard_tiles) > 1.2  # the measure does see seams where tiles are not feathered
-
-
-def test_a_rounds_tiles_share_the_start_canvas_statistics_and_pipelined_tiles_do_not(tiny):
-    work = FrameWork(2, (200, 300), Settings(iterations=2, min_size=300), None, None, (1.0,), seed=1,
-                     tile=96, overlap=16)  # fmt: skip
-    start = torch.rand(1, 3, 200, 300)
-    jobs, canvas, _ = work.jobs(0, start)
-    assert all(job.shared for job in jobs) and canvas.shape[-2:] == (200, 300)
-    assert not any(job.shared for job in work.tile_jobs(0))  # a pipelined tile gets a window only
-    on_grid = to_uint8(start)
-    settings = jobs[0].settings
-    here = picture_reference(from_uint8(on_grid), settings, tiny, "cpu")  # in process: a float canvas
-    there = picture_reference(on_grid, settings, tiny, "cpu")  # through Ray: the uint8 array
-    assert here.keys() == there.keys() and all(torch.allclose(here[n], there[n], atol=1e-6) for n in here)
-    assert picture_reference(on_grid.copy(), settings, tiny, "cpu") is there  # measured once
-    masked = np.concatenate([on_grid, np.full((200, 300, 1), 255, np.uint8)], axis=2)
-    assert picture_reference(masked, settings, tiny, "cpu") is there  # a temporal loss's 4th channel
-    assert picture_reference(255 - on_grid, settings, tiny, "cpu") is not there
-
-
-def test_a_mosaic_is_final_cell_by_cell_and_equals_the_whole_blend():
-    work = FrameWork(3, (300, 200), Settings(iterations=2, min_size=300), None, None, (1.0,), seed=1,
-                     tile=96, overlap=16)  # fmt: skip
-    g = torch.Generator().manual_seed(0)
-    results = [(job.region, (torch.rand(*job.region.size, 3, generator=g) * 255).byte().numpy())
-               for job in work.tile_jobs(0)]  # fmt: skip
-    mosaic = Mosaic(dict(enumerate(t for t, _ in results)), 300, 200, 16)
-    window = Tile(90, 50, 170, 130)
-    needed = [i for i, (t, _) in enumerate(results) if overlaps(t, window)]
-    for i in reversed(range(len(results))):  # out of order, as results come back
-        assert mosaic.ready(window) == all(j > i for j in needed)
-        mosaic.add(i, results[i][1])
-    assert mosaic.ready(window)
-    whole = to_uint8(work.blend(0, results))
-    assert (mosaic.pixels == whole).all()
-    assert (mosaic.window(window) == whole[window.y0 : window.y1, window.x0 : window.x1]).all()
 
 
 def test_feather_weights_are_shared_but_never_changed():

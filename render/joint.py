@@ -1,0 +1,153 @@
+"""A tiled round as one job: all its tiles optimise the whole canvas's objective, shared among the
+processes that run it together (`engine.joint`). One process alone runs every tile; N processes
+each run a fixed share and meet twice an evaluation in a reduction.
+
+The share depends only on the tiles and the number of processes, so the same scene, seed and
+number of workers give the same pixels wherever and however often a round runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.joint import Part, shared_cells, stylize_parts
+from engine.lbfgs import Reduce, alone
+from engine.stylize import Progress, Settings
+from engine.targets import StyleBank, StyleTargets
+
+from .coherence import ColourMap
+from .frames import Camerawork, WarpedFrame
+from .job import Job, finish, made_here, region_of, run_job
+from .tiles import Tile, cores
+
+
+@dataclass(frozen=True)
+class TileRound:
+    """Every tile of one round of a frame, optimised as one picture."""
+
+    frame: int  # global frame index
+    round: int
+    tiles: tuple[Tile, ...]  # covering the canvas, overlapping
+    size: tuple[int, int]  # (H, W) of the canvas
+    style_weights: tuple[float, ...]
+    settings: Settings  # one scale: settings.iterations evaluations of the whole canvas
+    seed: int
+    colour: ColourMap | None = None  # colour coherence's map for the result
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return self.frame, self.round, -1
+
+    def ranks(self, workers: int) -> int:
+        """How many processes share the round: no more than there are tiles."""
+        return max(1, min(workers, len(self.tiles)))
+
+    def share(self, rank: int, ranks: int) -> list[int]:
+        """The tiles `rank` holds: the largest tile to the least loaded process, in pixels, so the
+        processes finish each evaluation together (the slowest sets everyone's pace)."""
+        load = [0] * ranks
+        owner = {}
+        for i in sorted(
+            range(len(self.tiles)), key=lambda i: (-self.tiles[i].size[0] * self.tiles[i].size[1], i)
+        ):
+            r = min(range(ranks), key=lambda r: (load[r], r))
+            owner[i] = r
+            load[r] += self.tiles[i].size[0] * self.tiles[i].size[1]
+        return [i for i in range(len(self.tiles)) if owner[i] == rank]
+
+
+Canvas = Tensor | np.ndarray  # (1, C, H, W) float in process, (H, W, C) uint8 through Ray
+
+
+def run_round(
+    job: TileRound,
+    start: Canvas | WarpedFrame,
+    content: Canvas | Camerawork | None,
+    features: Callable,
+    bank: StyleBank | None,
+    device: str = "cpu",
+    rank: int = 0,
+    ranks: int = 1,
+    reduce: Reduce = alone,
+    progress: Callable[[Progress], None] | None = None,
+) -> tuple[dict[int, np.ndarray], dict]:
+    """Run `rank`'s share of a round: its tiles of the `start` canvas (or of the warped previous frame,
+    warped here, tile by tile) against the `content` canvas (or the camera's). Every rank of the round
+    calls this at once with the same job. Returns each held tile's (h, w, 3) uint8 pixels by index, and
+    the record (seconds, steps, losses of the whole canvas, checks)."""
+    held = job.share(rank, ranks)
+    tile_cores = cores(list(job.tiles))
+    parts, revealed = [], []
+    for i in held:
+        tile = job.tiles[i]
+        if isinstance(start, WarpedFrame):
+            init, target, share = made_here(start.at((tile.y0, tile.x0, tile.y1, tile.x1)), content)
+            revealed.append(share)
+        else:
+            init, target = region_of(start, tile), region_of(content, tile)
+        temporal = None
+        if init.shape[1] == 4:  # the start's 4th channel: the pixels carried over
+            init, mask = init[:, :3], init[:, 3:]
+            temporal = (init.to(device), mask.to(device))
+        core = tile_cores[i]
+        parts.append(Part(init.to(device), (tile.y0, tile.x0), (core.y0, core.x0, core.y1, core.x1),
+                          target.to(device) if target is not None else None, temporal))  # fmt: skip
+    seen: list[Progress] = []
+    collective = [0, 0.0]  # bytes sent into reductions, seconds inside them
+
+    def counted(t: Tensor) -> Tensor:
+        began = time.perf_counter()
+        out = reduce(t)
+        collective[0] += t.numel() * t.element_size()
+        collective[1] += time.perf_counter() - began
+        return out
+
+    def callback(p: Progress) -> None:
+        seen[:] = [seen[0] if seen else p, p]
+        if progress is not None:
+            progress(p)
+
+    began = time.perf_counter()
+    styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
+    outs = stylize_parts(
+        parts,
+        StyleTargets(bank, job.style_weights) if styled else None,
+        job.settings,
+        features=features,
+        picture=job.size,
+        cells=shared_cells([(t.y0, t.x0, t.y1, t.x1) for t in job.tiles]),
+        reduce=counted,
+        callback=callback,
+    )
+    record: dict = {"seconds": round(time.perf_counter() - began, 3), "tiles": len(held)}
+    if revealed:
+        record["revealed"] = sum(revealed) / len(revealed)
+    record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}
+    if seen:  # the whole canvas's losses: every rank reports the same
+        record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
+        record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
+    record |= {"collective_bytes": collective[0], "collective_seconds": round(collective[1], 3)}
+    record["nan"] = any(bool(torch.isnan(o).any()) for o in outs)
+    pixels = {i: finish(out, job.colour) for i, out in zip(held, outs, strict=True)}
+    return pixels, record
+
+
+def run_here(
+    job: Job | TileRound,
+    start: Canvas | None,
+    content: Canvas | None,
+    features: Callable,
+    bank: StyleBank | None,
+    device: str = "cpu",
+    progress: Callable[[Progress], None] | None = None,
+) -> tuple[np.ndarray | dict[int, np.ndarray], dict]:
+    """Run any job in this process alone: a tiled round with every tile here."""
+    if isinstance(job, TileRound):
+        return run_round(job, start, content, features, bank, device, progress=progress)
+    return run_job(job, start, content, features, bank, device, progress)
