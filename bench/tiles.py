@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from render import metrics as m  # noqa: E402
 from render.images import from_uint8  # noqa: E402
@@ -78,16 +79,18 @@ crossfade = {crossfade}
 
 def render(cli: list[str], scene: Path, workers: int) -> tuple[Path, float]:
     began = time.perf_counter()
-    out = scene.with_suffix(".render")
-    command = [*cli, "render", str(scene), "-o", str(out), "--workers", str(workers), "--fresh"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    out = scene.resolve().with_suffix(".render")
+    command = [*cli, "render", str(scene.resolve()), "-o", str(out), "--workers", str(workers), "--fresh"]
+    # Run where no checkout lies beside it: another build's CLI (and its Ray workers) must import its
+    # own packages, not this folder's.
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=out.parent)
     return out, time.perf_counter() - began
 
 
 def summary(folder: Path, style: str) -> dict:
     """`stylereel metrics --style` of this checkout, whichever CLI rendered the folder."""
-    done = subprocess.run([sys.executable, "-m", "cluster.cli", "metrics", str(folder), "--style", style],
-                          check=True, capture_output=True, text=True)  # fmt: skip
+    command = [sys.executable, "-m", "cluster.cli", "metrics", str(folder), "--style", style]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
     report = json.loads(done.stdout)
     return {k: v for k, v in report.items() if k in ("warp_error", "style", "flicker")}
 

@@ -66,7 +66,8 @@ big = Image.open(f"{out}/patches.jpg")
 big.crop((300, 100, 620, 420)).save(f"{out}/patches_crop.jpg", quality=90)
 PY
 
-# tiles_shared.jpg is not remade here: its middle panel (tiles each matching the style on their own)
-# needs the code before 2026-11-30 (commit bc17684). Its panels, left to right, are
+# tiles_joint.jpg is not remade here: its middle panel (tiles optimised each on its own, with the
+# start canvas's statistics) needs the code before 2026-12-01 (commit 507b2dd). Its panels, left to
+# right, are
 #   stylereel still -c builtin:astronaut -s builtin:ihc -o OUT --size 384 --iterations 20 --seed 5 --tile T
-# with T = 512 (untiled), T = 160 at bc17684, and T = 160 now.
+# with T = 512 (untiled), T = 160 at 507b2dd, and T = 160 now, side by side with 10 px between.

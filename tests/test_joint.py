@@ -47,7 +47,7 @@ def _lbfgs_against_torch(evaluations: int, history: int) -> float:
         return loss.item()
 
     assert lbfgs([p, q], closure, evaluations, history=history) == evaluations
-    return float((torch.cat([p, q]) - x).abs().max())
+    return float((torch.cat([p, q]) - x).detach().abs().max())
 
 
 def test_lbfgs_alone_takes_torchs_steps_over_several_tensors():

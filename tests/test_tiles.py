@@ -83,12 +83,16 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     hard, hard_tiles = render(start, 96, overlap=0)
     assert len(tiles) >= 4
     s_whole, s_tiled = score(whole, content, style, vgg, 192), score(tiled, content, style, vgg, 192)
-    # Tiles of 36-96 px see much less of the picture than real 512-px tiles do. Sharing the picture's
-    # statistics they stay within 1.3x of the untiled frame here (1.14x style, content closer); each
-    # matching the whole style alone, 1.7x.
-    assert s_tiled["style"] < 1.3 * s_whole["style"] and s_tiled["content"] < 1.3 * s_whole["content"]
+    # Tiles of 32-96 px with 16-px margins: their cores' features near a tile's edge see little of the
+    # picture, yet optimising the whole frame's objective they stay within 1.1x of the untiled frame
+    # here (1.10x style, the same content); each tile on its own with the start's statistics, 1.14x.
+    assert s_tiled["style"] < 1.2 * s_whole["style"] and s_tiled["content"] < 1.1 * s_whole["content"]
     assert seam_ratio(tiled, tiles) <= 1.2
-    assert seam_ratio(hard, hard_tiles) > 1.2  # the measure does see seams where tiles are not feathered
+    assert seam_ratio(hard, hard_tiles) <= 1.2  # tiles that are one picture leave no seam to feather
+    broken = tiled.clone()
+    for t in tiles[1::2]:  # every other tile a little brighter: seams at their edges
+        broken[..., t.y0 : t.y1, t.x0 : t.x1] = (broken[..., t.y0 : t.y1, t.x0 : t.x1] + 0.1).clamp(0, 1)
+    assert seam_ratio(broken, tiles) > 1.2  # the measure does see them
 
 
 def test_feather_weights_are_shared_but_never_changed():
