@@ -129,7 +129,7 @@ class SleepWorker:
         h, w = job.size
         seconds = self.seconds_per_megapixel * (h * w) / 1e6 * job.settings.iterations / 10
         time.sleep(seconds)
-        start, _, _ = made_here(start, content)  # a pipelined tile's warp is the worker's, as in FrameWorker
+        start, _, _ = made_here(start, content)  # as in FrameWorker
         image = region_of(start, job.region)[:, :3] if start is not None else torch.full((1, 3, h, w), 0.5)
         steps = job.settings.iterations
         record = {"seconds": seconds, "steps": steps, "planned": steps, "first_loss": 2.0, "loss": 1.0}

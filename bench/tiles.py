@@ -117,6 +117,7 @@ def main() -> None:
     p.add_argument("--stylereel", default=f"{sys.executable} -m cluster.cli", help="the CLI to run")
     p.add_argument("--out", type=Path, default=Path("bench-tiles"))
     p.add_argument("--reuse-whole", action="store_true", help="keep an existing whole render")
+    p.add_argument("--tag", default="", help="appended to the tiled render's name (another build's)")
     args = p.parse_args()
     cli = shlex.split(args.stylereel)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +129,7 @@ def main() -> None:
                     "overlap": args.overlap, "workers": args.workers, "cli": args.stylereel}  # fmt: skip
     folders = {}
     for name, tile in (("whole", max(args.width, args.height)), ("tiled", args.tile)):
-        scene = args.out / f"{args.kind}-{name}.toml"
+        scene = args.out / f"{args.kind}-{name}{args.tag if name == 'tiled' else ''}.toml"
         scene.write_text(template.format(tile=tile, **values))
         if name == "whole" and args.reuse_whole and (scene.with_suffix(".render") / "manifest.json").exists():
             folders[name] = scene.with_suffix(".render")

@@ -10,10 +10,10 @@ and saturation with it (a 300-frame zoom's last 50 frames against its first
 50, three cameras: up to 6.3 % with the spreads, within 2.7 % with the covariance).
 
 The map for frame t is fixed from the statistics of frame t − LAG, which is
-finished before frame t starts even when tiled frames are pipelined; the map
-is pointwise, so each worker applies it to its own tile's result, and frames
-do not depend on timing. With a gain below 1 the delayed loop is stable (the slowest
-mode of w_t = w_{t-1} - 0.25 w_{t-3} decays by 0.77 a frame).
+always finished before frame t starts; the map is pointwise, so each worker
+applies it to its own tiles' results, and frames do not depend on timing.
+With a gain below 1 the delayed loop is stable (the slowest mode of
+w_t = w_{t-1} - 0.25 w_{t-3} decays by 0.77 a frame).
 """
 
 from __future__ import annotations

@@ -101,9 +101,8 @@ class Camerawork:
 
 @dataclass(frozen=True)
 class WarpedStart:
-    """A pipelined tile's start, made where the tile runs: the window of the previous frame (as
-    written) that its warp reads, and the camera step. Workers warp their own windows, so the
-    driver's work per tile is a blend and a crop, not a resampling."""
+    """A tile's start, made where the tile runs: the window of the previous frame (as written) that
+    its warp reads (`origin` its place in the frame), the camera step, and the tile's region."""
 
     plan: FramePlan
     matrices: tuple[Tensor, Tensor]

@@ -98,7 +98,7 @@ def made_here(
     start: WarpedStart | Tensor | np.ndarray | None, content: Camerawork | Tensor | np.ndarray | None
 ) -> tuple[Tensor | np.ndarray | None, Tensor | np.ndarray | None, float | None]:
     """A job's canvases (start, content) and the share of pixels its camera revealed (None if not
-    known here). A pipelined tile's start is a WarpedStart and its content the shot's camera: the
+    known here). A tile whose start is a WarpedStart has the shot's camera as its content: the
     inputs are made now, quantised to uint8 as the driver's canvases are."""
     if not isinstance(start, WarpedStart):
         return start, content, None
