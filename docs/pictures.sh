@@ -71,3 +71,5 @@ PY
 # right, are
 #   stylereel still -c builtin:astronaut -s builtin:ihc -o OUT --size 384 --iterations 20 --seed 5 --tile T
 # with T = 512 (untiled), T = 160 at 507b2dd, and T = 160 now, side by side with 10 px between.
+# tiles_movie.jpg: frame 47 of `python bench/tiles.py --kind zoom --frames 48` (whole, the tiled render of
+# commit 507b2dd through `--stylereel` and `--tag`, the tiled render now), side by side with 10 px between.
