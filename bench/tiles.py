@@ -28,7 +28,8 @@ from render import metrics as m  # noqa: E402
 from render.images import from_uint8  # noqa: E402
 from render.network import load_network  # noqa: E402
 
-ZOOM = """
+# What both scenes share: the output with its tiles, and the start (30 iterations from the astronaut).
+SHARED = """
 seed = 3
 [output]
 width = {width}
@@ -37,34 +38,31 @@ fps = 12
 frames = {frames}
 tile = {tile}
 tile_overlap = {overlap}
-[styles]
-ihc = "builtin:ihc"
 [start]
 content = "builtin:astronaut"
 iterations = 30
+"""
+
+ZOOM = (
+    SHARED
+    + """
+[styles]
+ihc = "builtin:ihc"
 [frames]
 iterations = 8
 [camera]
 zoom = 1.02
 angle = 0.3
 """
+)
 
-DRIFT = """
-seed = 3
-[output]
-width = {width}
-height = {height}
-fps = 12
-frames = {frames}
-tile = {tile}
-tile_overlap = {overlap}
+DRIFT = (
+    SHARED
+    + """
 [styles]
 ihc = "builtin:ihc"
 hubble = "builtin:hubble_deep_field"
 coffee = "builtin:coffee"
-[start]
-content = "builtin:astronaut"
-iterations = 30
 [frames]
 iterations = 8
 content = "feedback"
@@ -75,6 +73,7 @@ styles = ["ihc", "hubble", "coffee"]
 frames_per_style = {per_style}
 crossfade = {crossfade}
 """
+)
 
 
 def render(cli: list[str], scene: Path, workers: int) -> tuple[Path, float]:
