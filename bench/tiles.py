@@ -30,7 +30,7 @@ from render.network import load_network  # noqa: E402
 
 # What both scenes share: the output with its tiles, and the start (30 iterations from the astronaut).
 SHARED = """
-seed = 3
+seed = {seed}
 [output]
 width = {width}
 height = {height}
@@ -104,6 +104,12 @@ def feature_distance(whole: Path, tiled: Path) -> list[float]:
     return out
 
 
+def distances(whole: Path, other: Path) -> dict:
+    distance = feature_distance(whole, other)
+    return {"per_frame": distance, "first": distance[0], "last": distance[-1],
+            "mean": round(float(np.mean(distance)), 4)}  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--kind", choices=["zoom", "drift"], default="zoom")
@@ -115,13 +121,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--stylereel", default=f"{sys.executable} -m cluster.cli", help="the CLI to run")
     p.add_argument("--out", type=Path, default=Path("bench-tiles"))
-    p.add_argument("--reuse-whole", action="store_true", help="keep an existing whole render")
+    p.add_argument("--reuse", action="store_true", help="keep existing whole and tiled renders")
     p.add_argument("--tag", default="", help="appended to the tiled render's name (another build's)")
+    p.add_argument("--reference-seed", type=int, default=None,
+                   help="also render the whole movie with this seed, as a reference")  # fmt: skip
     args = p.parse_args()
     cli = shlex.split(args.stylereel)
     args.out.mkdir(parents=True, exist_ok=True)
     template = ZOOM if args.kind == "zoom" else DRIFT
-    values = {"width": args.width, "height": args.height, "frames": args.frames, "overlap": args.overlap,
+    values = {"seed": 3, "width": args.width, "height": args.height, "frames": args.frames,
+              "overlap": args.overlap,
               "per_style": max(6, args.frames // 3), "crossfade": max(1, args.frames // 6)}  # fmt: skip
     result: dict = {"kind": args.kind, "frames": args.frames, "size": [args.width, args.height],
                     "tile": args.tile,
@@ -130,7 +139,7 @@ def main() -> None:
     for name, tile in (("whole", max(args.width, args.height)), ("tiled", args.tile)):
         scene = args.out / f"{args.kind}-{name}{args.tag if name == 'tiled' else ''}.toml"
         scene.write_text(template.format(tile=tile, **values))
-        if name == "whole" and args.reuse_whole and (scene.with_suffix(".render") / "manifest.json").exists():
+        if args.reuse and (scene.with_suffix(".render") / "manifest.json").exists():
             folders[name] = scene.with_suffix(".render")
             continue
         folders[name], seconds = render(cli, scene, args.workers)
@@ -138,9 +147,17 @@ def main() -> None:
     for name, folder in folders.items():
         result[name] = summary(folder, "builtin:ihc")
     result["ratio"] = {k: round(result["tiled"][k] / result["whole"][k], 3) for k in ("warp_error", "style")}
-    distance = feature_distance(folders["whole"], folders["tiled"])
-    result["relu4_2_distance"] = {"per_frame": distance, "first": distance[0], "last": distance[-1],
-                                  "mean": round(float(np.mean(distance)), 4)}  # fmt: skip
+    result["relu4_2_distance"] = distances(folders["whole"], folders["tiled"])
+    if args.reference_seed is not None:
+        # A feedback loop carries any difference at frame 0 forward, so the tiled movie's distance is
+        # read against two whole movies that differ only in their seed.
+        scene = args.out / f"{args.kind}-whole-seed{args.reference_seed}.toml"
+        whole = max(args.width, args.height)
+        scene.write_text(template.format(tile=whole, **{**values, "seed": args.reference_seed}))
+        reference, seconds = render(cli, scene, args.workers)
+        result["reference_seconds"] = round(seconds, 1)
+        result["reference"] = summary(reference, "builtin:ihc")
+        result["reference_relu4_2_distance"] = distances(folders["whole"], reference)
     print(json.dumps(result))
 
 
