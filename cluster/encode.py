@@ -5,17 +5,25 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from render.folder import VIDEO_SUFFIXES, video_name_ok
 from render.store import FrameStore
-from render.video import VideoWriter
+from render.video import VideoWriter, playable_frames
 
-from .manifest import Manifest
-from .scheduler import complete_frames
+from .manifest import NAME, Manifest
+from .outdir import complete_frames
 
 
-def encode_frames(outdir: Path, manifest: Manifest) -> tuple[Path, int]:
-    """Write the video from the complete prefix of frames; returns its path and frame count."""
+def encode_frames(outdir: Path, manifest: Manifest, *, force: bool = False) -> tuple[Path, int]:
+    """Write the video from the complete prefix of frames; returns its path and frame count. A video
+    already there with more frames is replaced only with `force`."""
     s = manifest.scene
     size = (s["output.height"], s["output.width"])
+    if not video_name_ok(manifest.video):  # the manifest is the user's to edit; keep the video in its folder
+        raise ValueError(
+            f"{outdir / NAME}: video: {manifest.video!r} is not a video file name inside the folder "
+            f"(a plain name ending in {', '.join(VIDEO_SUFFIXES)})"
+        )
+    out = outdir / manifest.video
     store = FrameStore(outdir)
     done = complete_frames(store, manifest, size)
     count = 0
@@ -23,7 +31,12 @@ def encode_frames(outdir: Path, manifest: Manifest) -> tuple[Path, int]:
         count += 1
     if count == 0:
         raise ValueError(f"{outdir}: no complete frames to encode yet")
-    out = outdir / manifest.video
+    existing = playable_frames(out)
+    if existing > count and not force:
+        raise ValueError(
+            f"{out} has {existing} frames but only {count} would be encoded now (those before the first "
+            "missing or incomplete frame); --force replaces it"
+        )
     with VideoWriter(
         out, size[1], size[0], Fraction(s["output.fps"]), s["output.codec"], s["output.crf"]
     ) as video:
