@@ -1,14 +1,20 @@
 """The `stylereel` command line. Commands are thin: they parse, then call render/ and cluster/.
 
 User errors (bad files, options or scenes) surface as ValueError and become
-one line on stderr with exit code 2, in exactly one place: `_user_errors`.
-Heavy imports (torch, av, ray) happen inside the commands so --help is instant.
+one line on stderr with exit code 2; faults of the machine (disk full, a
+read-only folder) as OSError, one line naming the path, exit code 1; both in
+exactly one place: `_user_errors`. No traceback reaches the user
+(STYLEREEL_DEBUG=1 shows it). Heavy imports (torch, av, ray) happen inside the
+commands so --help is instant.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,16 +32,55 @@ app = typer.Typer(
 )
 
 
+# What to do about a fault of the machine, by errno.
+_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space, then run the command again (finished work is kept)",
+    errno.EDQUOT: "over the disk quota: free some space, then run the command again",
+    errno.EROFS: "the file system is read-only: write somewhere else (-o)",
+    errno.EACCES: "permission denied: write somewhere else (-o) or change the folder's permissions",
+    errno.EPERM: "not permitted: write somewhere else (-o) or change the folder's permissions",
+}
+
+
+def _one_line(text: str) -> str:
+    """User text inside a message, with newlines and other control characters escaped: an error
+    prints exactly one line, and a file name cannot forge a second."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
+    # SIGTERM (a scheduler's kill, `timeout`) stops a command as Ctrl-C does: cleanly, resumable.
+    before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     except ValueError as e:
-        typer.echo(f"stylereel: error: {e}", err=True)
+        typer.echo(f"stylereel: error: {_one_line(str(e))}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo("stylereel: interrupted", err=True)
         raise typer.Exit(130) from None
+    except OSError as e:
+        if os.environ.get("STYLEREEL_DEBUG"):
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        why = _ADVICE.get(e.errno, e.strerror or str(e) or type(e).__name__)
+        typer.echo(f"stylereel: error: {_one_line(where + why)}", err=True)
+        raise typer.Exit(1) from None
+    except typer.Exit:
+        raise
+    except Exception as e:  # a fault of ours: still one line, with the way to see more
+        if os.environ.get("STYLEREEL_DEBUG"):
+            raise
+        message = _one_line(f"{type(e).__name__}: {e}")
+        typer.echo(f"stylereel: error: {message} (STYLEREEL_DEBUG=1 shows where)", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def parse_style(text: str) -> tuple[str, float]:
@@ -296,7 +341,13 @@ def render(
         Path | None,
         typer.Option("--output", "-o", help="Output folder [default: SCENE.render next to the scene]."),
     ] = None,
-    fresh: Annotated[bool, typer.Option(help="Discard what the output folder holds and start over.")] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Discard the frames this scene rendered in the folder and start over.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(help="Rebuild an unreadable or missing manifest from the frames on disk, then resume."),
+    ] = False,
     address: Annotated[
         str | None, typer.Option(help="Join a running Ray cluster (ray://host:10001 or host:6379).")
     ] = None,
@@ -317,13 +368,19 @@ def render(
 
         if address is not None:
             prepare(address)  # before Ray is imported
-        from .scheduler import default_outdir, render_scene
+        from .outdir import default_outdir
+        from .scheduler import render_scene
 
         loaded = load_scene(scene)
         outdir = output or default_outdir(loaded)
-        with frame_bar(loaded.frame_count) as update:
-            video = render_scene(loaded, outdir, address=address, fresh=fresh, device=device, weights=weights,
-                                 workers=workers, on_status=update)  # fmt: skip
+        try:
+            with frame_bar(loaded.frame_count) as update:
+                video = render_scene(loaded, outdir, address=address, fresh=fresh, repair=repair,
+                                     device=device, weights=weights, workers=workers,
+                                     on_status=update)  # fmt: skip
+        except KeyboardInterrupt:
+            typer.echo(f"stylereel: interrupted; {_one_line(_how_far(outdir))}", err=True)
+            raise typer.Exit(130) from None
         typer.echo(str(video))
 
 
@@ -357,43 +414,50 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
 def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")]) -> None:
     """Print frames done, time per frame, time left; while rendering, each worker and frame in flight."""
     with _user_errors():
+        from render.folder import PROGRESS, render_alive
         from render.store import FrameStore
 
         from .manifest import Manifest
-        from .scheduler import PROGRESS_FILE, complete_frames
+        from .outdir import complete_frames
 
         manifest = _manifest(outdir, Manifest)
         size = (manifest.scene["output.height"], manifest.scene["output.width"])
         done = complete_frames(FrameStore(outdir), manifest, size)
-        times = [manifest.frames[t]["seconds"] for t in sorted(done)]
+        times = [manifest.frames[t]["seconds"] for t in sorted(done) if "seconds" in manifest.frames[t]]
         per_frame = sum(times) / len(times) if times else None
         left = manifest.frame_count - len(done)
         eta = f"{left * per_frame / 60:.1f} min" if per_frame is not None else "unknown"
         pace = f"{per_frame:.2f} s/frame" if per_frame is not None else "no frames yet"
         typer.echo(f"{len(done)}/{manifest.frame_count} frames done; {pace}; {left} left, ETA {eta}")
-        live = outdir / PROGRESS_FILE
-        if live.is_file():
-            data = json.loads(live.read_text())
-            typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
-            for w in data["workers"]:
-                rate = 60 * w["jobs"] / max(1e-9, data["time"] - w["since"])
-                state = "left out" if w["excluded"] else (f"on {w['current']}" if w["current"] else "idle")
-                typer.echo(
-                    f"  {w['name']}: {w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures, {state}"
-                )
+        try:
+            data = json.loads((outdir / PROGRESS).read_text())
+        except (OSError, ValueError):
+            data = None
+        if render_alive(outdir, data.get("time") if isinstance(data, dict) else None):
+            _show_progress(data)
+        elif left:
+            typer.echo("not rendering: run `stylereel render` on the scene again to resume")
+        for t in sorted(done):
+            for reason in manifest.frames[t].get("reruns", []):
+                typer.echo(f"rerun: frame {t}: {_one_line(str(reason))}")
         for warning in manifest.warnings:
             typer.echo(f"warning: {warning}")
 
 
 @app.command()
-def encode(outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")]) -> None:
+def encode(
+    outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace a video that holds more frames than would be encoded now.")
+    ] = False,
+) -> None:
     """Encode the video again from the frames on disk (after an interrupted render, say)."""
     with _user_errors():
         from .encode import encode_frames
         from .manifest import Manifest
 
         manifest = _manifest(outdir, Manifest)
-        video, count = encode_frames(outdir, manifest)
+        video, count = encode_frames(outdir, manifest, force=force)
         typer.echo(f"{video} ({count} frames)")
 
 
@@ -403,6 +467,31 @@ def schema() -> None:
     from render.scene import json_schema
 
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+def _show_progress(data: object) -> None:
+    """The live part of `status`: frames in flight and each worker, from the render's progress file."""
+    try:
+        typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
+        for w in data["workers"]:
+            rate = 60 * w["jobs"] / max(1e-9, data["time"] - w["since"])
+            state = "left out" if w["excluded"] else (f"on {w['current']}" if w["current"] else "idle")
+            jobs = f"{w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures"
+            typer.echo(f"  {w['name']}: {jobs}, {state}")
+    except (KeyError, TypeError):
+        typer.echo("rendering (its progress file is being written)")
+
+
+def _how_far(outdir: Path) -> str:
+    """What an interrupted render leaves: how many frames, and how to go on."""
+    from .manifest import Manifest
+
+    try:
+        manifest = Manifest.load(outdir)
+    except (ValueError, OSError):
+        manifest = None
+    done = f"{len(manifest.frames)} of {manifest.frame_count} frames are in {outdir}; " if manifest else ""
+    return done + "run the same command to resume"
 
 
 def _manifest(outdir: Path, kind: type) -> object:

@@ -221,6 +221,9 @@ def frame_record(frame: Frame, exact: bool = True) -> dict:
     warnings = [r["warning"] for r in records if "warning" in r]
     if warnings:
         record["warnings"] = warnings
+    reruns = [reason for r in records for reason in r.get("reruns", [])]
+    if reruns:  # why the quality guard ran a job again (`stylereel status` lists them)
+        record["reruns"] = reruns
     if (
         frame.plan.local > 0 and exact
     ):  # the exact camera step from the previous frame, for `stylereel metrics`

@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from render.atomic import write_text
+from render.folder import MANIFEST as NAME
+from render.folder import video_name_ok
+from render.version import FRAMES_VERSION, version
 
-NAME = "manifest.json"
+# What each key must be: a manifest of valid JSON but another shape is refused, not followed.
+_SHAPE = {"scene_hash": str, "scene": dict, "seed": int, "frame_count": int, "video": str, "frames": dict,
+          "shots": list, "warnings": list, "version": str, "frames_version": int}  # fmt: skip
 
 
 @dataclass
@@ -27,18 +32,27 @@ class Manifest:
     frames: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> sha256, seconds, loss, workers
     shots: list[int] = field(default_factory=list)  # frames per shot, in order
     warnings: list[str] = field(default_factory=list)  # retried or suspect jobs, left-out workers
+    version: str = field(default_factory=version)  # the stylereel that rendered the frames
+    frames_version: int = FRAMES_VERSION  # bumped whenever a change renders the same scene differently
 
     @classmethod
     def load(cls, folder: Path) -> Manifest | None:
         path = Path(folder) / NAME
         if not path.is_file():
             return None
+        text = path.read_text(errors="replace")  # a fault of the disk (OSError) is not the manifest's
         try:
-            data = json.loads(path.read_text())
-            data["frames"] = {int(k): v for k, v in data.get("frames", {}).items()}
+            data = json.loads(text)
+            _check_shape(data)
+            data["frames"] = {int(k): v for k, v in data["frames"].items()}
+            data.setdefault("version", "before 0.2")
+            data.setdefault("frames_version", 0)
             return cls(**data)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: unreadable manifest ({e}); render again with --fresh") from None
+            raise ValueError(
+                f"{path}: unreadable manifest ({e}); `stylereel render SCENE -o {folder} --repair` rebuilds "
+                "it from the frames on disk, --fresh starts over"
+            ) from None
 
     def save(self, folder: Path) -> None:
         write_text(Path(folder) / NAME, self.text())
@@ -51,6 +65,27 @@ class Manifest:
         lines = [f'  "{t}": {json.dumps(r, sort_keys=True)}' for t, r in sorted(self.frames.items())]
         frames = "{\n" + ",\n".join(lines) + "\n }" if lines else "{}"
         return json.dumps(head, indent=1, sort_keys=True)[:-2] + f',\n "frames": {frames}\n}}\n'
+
+
+def _check_shape(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, not {type(data).__name__}")
+    for key, kind in _SHAPE.items():
+        if key not in data:
+            if key in ("version", "frames_version", "warnings", "shots"):
+                continue
+            raise TypeError(f"no key {key!r}")
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise TypeError(f"{key}: expected {kind.__name__}, not {type(data[key]).__name__}")
+    unknown = set(data) - set(_SHAPE)
+    if unknown:
+        raise TypeError(f"unknown keys {sorted(unknown)}")
+    if not all(isinstance(r, dict) and k.isdigit() for k, r in data["frames"].items()):
+        raise TypeError("frames: expected frame numbers with their records")
+    if not all(isinstance(n, int) and n >= 0 for n in data.get("shots", [])):
+        raise TypeError("shots: expected frame counts")
+    if not video_name_ok(data["video"]):
+        raise TypeError(f"video: {data['video']!r} is not a video file name inside the folder")
 
 
 def scene_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -10,10 +10,12 @@ the next frame's first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,6 +33,8 @@ from engine.targets import resize_long_side
 from render.atomic import write_text
 from render.cadence import is_key
 from render.coherence import Coherence, lab_stats
+from render.folder import PROGRESS as PROGRESS_FILE
+from render.folder import render_lock
 from render.frames import Camerawork, WarpedFrame
 from render.images import load_image, resolve, to_uint8
 from render.job import frame_settings
@@ -44,13 +48,12 @@ from render.video import VideoWriter, count_frames
 from render.video_input import VideoSource, Videowork
 
 from .flight import Flight
-from .manifest import NAME as MANIFEST
-from .manifest import Manifest, scene_changes
+from .manifest import Manifest
+from .outdir import check_outdir, complete_frames, open_outdir
 from .pool import WorkerPool, WorkerStats
 from .worker import FrameWorker, actor_factory
 
 POLL_SECONDS = 0.1
-PROGRESS_FILE = "progress.json"
 
 
 @dataclass
@@ -63,57 +66,23 @@ class RenderStatus:
     steps: int = 0
 
 
-def default_outdir(scene: Scene) -> Path:
-    return scene.base / f"{scene.stem}.render"
-
-
-def complete_frames(store: FrameStore, manifest: Manifest | None, size: tuple[int, int]) -> set[int]:
-    """Frames on disk that decode, match the manifest's hash, and follow complete frames of their shot."""
-    if manifest is None:
-        return set()
-    done, first = set(), 0
-    for length in manifest.shots:
-        for t in range(first, first + length):
-            record = manifest.frames.get(t)
-            if record is None or store.read(t, size, record.get("sha256")) is None:
-                break
-            done.add(t)
-        first += length
-    return done
-
-
-def prepare_outdir(scene: Scene, outdir: Path, fresh: bool) -> Manifest:
-    """Check the output folder against the scene before anything is written; return the manifest to use."""
-    resolved = scene.resolved()
-    old = Manifest.load(outdir) if outdir.is_dir() else None
-    if old is not None and old.scene_hash != scene.digest() and not fresh:
-        changes = scene_changes(old.scene, resolved)
-        raise ValueError(
-            f"{outdir} was rendered from a different scene ({'; '.join(changes[:5]) or 'settings differ'}); "
-            "use --fresh to start over or -o for another folder"
-        )
-    if old is not None and not fresh:
-        return old
-    if fresh and outdir.is_dir():
-        shutil.rmtree(outdir / "frames", ignore_errors=True)
-        (outdir / MANIFEST).unlink(missing_ok=True)
-    shots = [shot.length for shot in scene.shots]
-    return Manifest(scene.digest(), resolved, scene.seed, scene.frame_count, f"{scene.stem}.mp4", shots=shots)
-
-
 def render_scene(
     scene: Scene,
     outdir: Path,
     *,
     address: str | None = None,
     fresh: bool = False,
+    repair: bool = False,
     device: str = "auto",
     weights: Path | None = None,
     workers: int | None = None,
     on_status: Callable[[RenderStatus], None] | None = None,
     actor_class: type = FrameWorker,
 ) -> Path:
-    """Render every frame not yet complete in `outdir`, then finalise the video. Returns its path."""
+    """Render every frame not yet complete in `outdir`, then finalise the video. Returns its path.
+
+    Everything the user gave is checked before the folder is touched; then the folder is locked for
+    this render alone, and only then changed."""
     plans = plan_scene(scene)  # every schedule is checked before any compute
     styles = [load_image(source, scene.base) for source in scene.styles.values()]
     starts = [load_image(s.start.content, scene.base) if s.start.content else None for s in scene.shots]
@@ -126,10 +95,36 @@ def render_scene(
         raise ValueError(f"--workers must be at least 1, not {workers}")
     if weights is not None:
         load_network(weights)  # a bad file is the user's error: say so now, not after workers retry it
-    manifest = prepare_outdir(scene, outdir, fresh)
+    check_outdir(scene, outdir, fresh, repair)
+    created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
-    manifest.save(outdir)
+    try:
+        with render_lock(outdir):
+            init_ray(address)
+            manifest = open_outdir(scene, outdir, fresh, repair)
+            manifest.save(outdir)
+            return _render(scene, plans, styles, starts, outdir, manifest, address, device, weights, workers,
+                           on_status, actor_class)  # fmt: skip
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                outdir.rmdir()  # only if nothing was written: a render that failed at the start
 
+
+def _render(
+    scene: Scene,
+    plans: list[FramePlan],
+    styles: list[Tensor],
+    starts: list[Tensor | None],
+    outdir: Path,
+    manifest: Manifest,
+    address: str | None,
+    device: str,
+    weights: Path | None,
+    workers: int | None,
+    on_status: Callable[[RenderStatus], None] | None,
+    actor_class: type,
+) -> Path:
     size = (scene.output.height, scene.output.width)
     store = FrameStore(outdir)
     done = complete_frames(store, manifest, size)
@@ -173,7 +168,6 @@ def render_scene(
         flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None,
                               coherence, cadence))  # fmt: skip
 
-    init_ray(address)
     for shot, flight in zip(scene.shots, flights, strict=True):
         if flight.tiles_warp:  # its tiles' workers warp their own starts with this camera, sent once
             flight.shared_camera = ray.put(flight.camera.for_workers(shot.frames.content))
@@ -307,3 +301,11 @@ def init_ray(address: str | None) -> None:
         # A Ray of our own on this machine only: "local" ignores a cluster that `ray start` (or a
         # stale /tmp/ray/ray_current_cluster) advertises, which ray.init() would otherwise join.
         ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
+    if threading.current_thread() is threading.main_thread():
+        # Ray's own handler exits at once, mid-write; SIGTERM stops a render as Ctrl-C does: the frames
+        # written stay, the video so far is discarded, and running the command again resumes.
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -26,9 +26,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a writer that does not say where (a full disk)
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 

@@ -167,25 +167,31 @@ def run_job(
     if seen:
         record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
         record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
-    record["nan"] = bool(torch.isnan(out).any())
     if job.work is not None:
+        record["nan"] = not bool(torch.isfinite(out).all())
         change = (out.nan_to_num(0.0) - init) if init is not None else out.nan_to_num(0.0)
         return change[0].permute(1, 2, 0).to(torch.float16).cpu().numpy(), record
-    return finish(out, job.colour), record
+    pixels, finite = finish(out, job.colour)
+    record["nan"] = not finite
+    return pixels, record
 
 
-def finish(out: Tensor, colour: ColourMap | None) -> np.ndarray:
-    """A result as written: NaN to 0, then colour coherence's map on the uint8 grid, then uint8."""
+def finish(out: Tensor, colour: ColourMap | None) -> tuple[np.ndarray, bool]:
+    """A result as written (NaN to 0, then colour coherence's map on the uint8 grid, then uint8), and
+    whether it was finite all the way: NaN or Inf from the optimiser or from the map."""
+    finite = bool(torch.isfinite(out).all())
     out = out.nan_to_num(0.0)
     if colour is not None:  # on the result as it would be written, here on the worker's device
         out = colour.on(out.mul(255).round().div(255))
-    return to_uint8(out)
+        finite = finite and bool(torch.isfinite(out).all())
+        out = out.nan_to_num(0.0)
+    return to_uint8(out), finite
 
 
 def suspect(job: Job, record: dict) -> str | None:
     """Why a finished job's result should not be trusted, or None: NaN, an early stop, a rising loss."""
     if record.get("nan") or (record.get("loss") is not None and not math.isfinite(record["loss"])):
-        return "result contains NaN"
+        return "result contains NaN or Inf"
     planned = record.get("planned")
     if planned is not None and record.get("steps", 0) < planned:
         return f"optimiser stopped after {record.get('steps', 0)} of {planned} steps"

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from engine.joint import Part, shared_cells, stylize_parts
@@ -133,9 +132,9 @@ def run_round(
         record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
         record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
     record |= {"collective_bytes": collective[0], "collective_seconds": round(collective[1], 3)}
-    record["nan"] = any(bool(torch.isnan(o).any()) for o in outs)
-    pixels = {i: finish(out, job.colour) for i, out in zip(held, outs, strict=True)}
-    return pixels, record
+    finished = [finish(out, job.colour) for out in outs]
+    record["nan"] = not all(finite for _, finite in finished)
+    return {i: pixels for i, (pixels, _) in zip(held, finished, strict=True)}, record
 
 
 def run_here(

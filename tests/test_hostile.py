@@ -1,0 +1,287 @@
+"""A hostile user's render folder: foreign files, a second render, broken manifests, machine faults,
+SIGTERM. Each bad case gives its exit code and exactly one line, and leaves the folder's files
+byte-identical."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cluster.cli import app
+from cluster.flight import Frame, frame_record
+from cluster.manifest import Manifest
+from cluster.outdir import open_outdir
+from render.folder import LOCK, render_alive, render_lock
+from render.job import finish
+from render.scene import load_scene
+from render.store import FrameStore
+
+SCENE = """
+seed = 5
+[output]
+width = 48
+height = 32
+fps = 12
+frames = {frames}
+[styles]
+ihc = "builtin:ihc"
+[start]
+content = "builtin:astronaut"
+iterations = 2
+[frames]
+iterations = {iterations}
+[camera]
+zoom = 1.04
+"""
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run(*args: str) -> tuple[int, list[str], str]:
+    """The CLI in this process: exit code, stderr's lines, stdout."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stderr.strip().splitlines(), result.stdout
+
+
+@pytest.fixture
+def scene(tmp_path) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(SCENE.format(frames=3, iterations=2))
+    return path
+
+
+def a_manifest(scene: Path, **changes) -> Manifest:
+    loaded = load_scene(scene)
+    manifest = Manifest(loaded.digest(), loaded.resolved(), loaded.seed, loaded.frame_count, "s.mp4",
+                        shots=[loaded.frame_count])  # fmt: skip
+    for key, value in changes.items():
+        setattr(manifest, key, value)
+    return manifest
+
+
+def test_fresh_on_a_folder_that_is_not_a_render_touches_nothing(scene, tmp_path):
+    out = tmp_path / "holiday"
+    (out / "frames").mkdir(parents=True)
+    (out / "frames" / "holiday.jpg").write_bytes(b"a user's photo")
+    (out / "frames" / "000000.png").write_bytes(b"a user's numbered file")
+    before = snapshot(out)
+    code, err, _ = run("render", scene, "-o", out, "--fresh")
+    assert code == 2 and len(err) == 1
+    assert "not a render folder" in err[0] and "frames/holiday.jpg" in err[0]
+    assert snapshot(out) == before
+
+
+def test_numbered_frames_without_a_manifest_are_refused_and_repair_is_offered(scene, tmp_path):
+    out = tmp_path / "out"
+    FrameStore(out).write(0, np.zeros((32, 48, 3), np.uint8))
+    before = snapshot(out)
+    code, err, _ = run("render", scene, "-o", out)
+    assert code == 2 and len(err) == 1 and "--repair" in err[0]
+    assert snapshot(out) == before
+
+
+def test_an_output_that_is_a_file_is_refused(scene, tmp_path):
+    target = tmp_path / "a file\nstylereel: error: forged"
+    target.write_bytes(b"keep")
+    code, err, _ = run("render", scene, "-o", target)
+    assert code == 2 and len(err) == 1  # the newline in the name is escaped, not printed
+    assert "is a file" in err[0] and "\\n" in err[0]
+    assert target.read_bytes() == b"keep"
+
+
+def test_a_second_render_is_refused_naming_the_first(scene, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    a_manifest(scene).save(out)
+    with render_lock(out):
+        before = snapshot(out)
+        code, err, _ = run("render", scene, "-o", out)
+        assert snapshot(out) == before
+    assert code == 2 and len(err) == 1
+    assert "another render is writing here" in err[0] and f"PID {os.getpid()}" in err[0]
+    assert not (out / LOCK).exists()  # released with its owner
+
+
+def test_a_lock_whose_owner_is_gone_is_taken_and_status_says_so(scene, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    a_manifest(scene).save(out)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (out / LOCK).write_text(json.dumps({"host": os.uname().nodename, "pid": gone.pid, "since": "then"}))
+    progress = {"time": time.time(), "active": ["1 r0 0/1"], "workers": []}  # its last heartbeat
+    (out / "progress.json").write_text(json.dumps(progress))
+    assert not render_alive(out, time.time())
+    code, _, stdout = run("status", out)
+    assert code == 0 and "not rendering" in stdout and "frames in flight" not in stdout
+    with render_lock(out):  # the kernel let go of the dead owner's lock
+        assert render_alive(out, None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2]",
+        '{"frames": 3}',
+        "not json",
+        "{}",
+        "VIDEO ../outside.mp4",
+        "VIDEO /tmp/abs.mp4",
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_one_line(scene, tmp_path, text):
+    out = tmp_path / "out"
+    out.mkdir()
+    if text.startswith("VIDEO "):
+        manifest = a_manifest(scene, video=text[6:])
+        (out / "manifest.json").write_text(manifest.text())
+    else:
+        (out / "manifest.json").write_text(text)
+    before = snapshot(out)
+    for command in ("status", "encode"):
+        code, err, _ = run(command, out)
+        assert code == 2 and len(err) == 1 and "manifest.json" in err[0] and "--repair" in err[0]
+    code, err, _ = run("render", scene, "-o", out)
+    assert code == 2 and len(err) == 1
+    assert snapshot(out) == before
+    assert not (tmp_path / "outside.mp4").exists()
+
+
+def test_frames_of_another_version_are_not_resumed(scene, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    a_manifest(scene, version="0.0.1", frames_version=0).save(out)
+    before = snapshot(out)
+    code, err, _ = run("render", scene, "-o", out)
+    assert code == 2 and len(err) == 1
+    assert "stylereel 0.0.1" in err[0] and "--fresh" in err[0]
+    assert snapshot(out) == before
+
+
+def test_fresh_removes_only_the_frames_stylereel_wrote(scene, tmp_path):
+    out = tmp_path / "out"
+    store = FrameStore(out)
+    for t in range(3):
+        store.write(t, np.full((32, 48, 3), t, np.uint8))
+    a_manifest(scene).save(out)
+    (out / "frames" / "holiday.jpg").write_bytes(b"photo")
+    (out / ".notes").write_bytes(b"mine")
+    (out / ".manifest.abcd1234.json").write_bytes(b"a killed run's temporary file")
+    (out / "frames" / ".000001.zz_z9y8x.png").write_bytes(b"another")
+    (out / "progress.json").write_text("{}")
+    manifest = open_outdir(load_scene(scene), out, fresh=True)
+    assert manifest.frames == {}
+    assert sorted(snapshot(out)) == [".notes", "frames/holiday.jpg", "manifest.json"]
+
+
+def test_repair_rebuilds_the_manifest_from_the_frames(scene, tmp_path):
+    out = tmp_path / "out"
+    store = FrameStore(out)
+    hashes = [store.write(t, np.full((32, 48, 3), 40 * t, np.uint8)) for t in range(2)]
+    store.write(2, np.zeros((16, 16, 3), np.uint8))  # not this scene's size: rendered again
+    (out / "manifest.json").write_text('{"frames": ')  # cut off
+    code, err, _ = run("status", out)
+    assert code == 2 and "--repair" in err[0]
+    manifest = open_outdir(load_scene(scene), out, repair=True)
+    assert {t: r["sha256"] for t, r in manifest.frames.items()} == dict(enumerate(hashes))
+
+
+def test_machine_faults_are_one_line_naming_the_path_with_exit_1(scene, tmp_path):
+    # sysfs takes no new files, even from root: a folder nobody can write to.
+    code, err, _ = run("still", "-o", "/sys/out.png", "-c", "builtin:astronaut", "-s", "builtin:ihc")
+    assert code == 1 and len(err) == 1 and "/sys" in err[0]
+    code, err, _ = run("render", scene, "-o", "/sys/out.render")
+    assert code == 1 and len(err) == 1 and "/sys/out.render" in err[0]
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path):
+    """A 64 KiB tmpfs at `folder`; skipped where this machine may not mount one."""
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)],
+                                           capture_output=True).returncode:  # fmt: skip
+        pytest.skip("mounting a small tmpfs needs root (the CI container has it)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_what_was_there(tmp_path):
+    with small_disk(tmp_path / "disk") as disk:
+        (disk / "keep.png").write_bytes(b"an earlier still")
+        with contextlib.suppress(OSError), open(disk / "filler", "wb") as f:
+            while True:  # fill it up
+                f.write(b"\0" * 1024)
+                f.flush()
+        before = snapshot(disk)
+        args = ["-c", "builtin:astronaut", "-s", "builtin:ihc", "--size", "32", "--iterations", "1"]
+        code, err, _ = run("still", "-o", disk / "keep.png", *args)
+        assert code == 1 and len(err) == 1 and "disk is full" in err[0] and str(disk) in err[0]
+        assert snapshot(disk) == before
+
+
+def test_nan_or_inf_after_any_step_fails_the_quality_guard():
+    ok = torch.full((1, 3, 4, 4), 0.5)
+    assert finish(ok, None)[1]
+    assert not finish(ok.clone().index_fill_(2, torch.tensor([1]), float("inf")), None)[1]
+    broken_map = SimpleNamespace(on=lambda x: x * float("nan"))  # colour coherence's map gone wrong
+    pixels, finite = finish(ok, broken_map)
+    assert not finite and pixels.dtype == np.uint8
+
+
+def test_reruns_are_recorded_with_the_frame_and_shown_by_status(scene, tmp_path):
+    reasons = ["loss rose from 2 to 3", "result contains NaN or Inf"]
+    frame = Frame(SimpleNamespace(local=0), None, (None, None))
+    frame.records = [{"seconds": 1.0, "loss": 1.0, "reruns": reasons}]
+    record = frame_record(frame)
+    assert record["reruns"] == reasons
+    out = tmp_path / "out"
+    store = FrameStore(out)
+    manifest = a_manifest(scene)
+    manifest.frames = {0: record | {"sha256": store.write(0, np.zeros((32, 48, 3), np.uint8))}}
+    manifest.save(out)
+    code, _, stdout = run("status", out)
+    assert code == 0 and f"rerun: frame 0: {reasons[0]}" in stdout
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
+    scene = tmp_path / "s.toml"
+    scene.write_text(SCENE.format(frames=6, iterations=12))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cluster.cli", "render", str(scene), "-o", str(out)]
+    render = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not FrameStore(out).path(0).exists() and render.poll() is None:
+            time.sleep(0.1)
+        code, _, stdout = run("status", out)
+        assert code == 0 and "rendering" in stdout
+        code, err, _ = run("render", scene, "-o", out)  # a second terminal, same folder
+        assert code == 2 and f"PID {render.pid}" in err[0]
+        render.send_signal(signal.SIGTERM)
+        _, stderr = render.communicate(timeout=120)
+    finally:
+        render.kill()
+    assert render.returncode == 130, stderr
+    (line,) = stderr.strip().splitlines()[-1:]
+    assert line.startswith("stylereel: interrupted; ") and line.endswith("run the same command to resume")
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["frames", "manifest.json"]  # no lock, temp or progress
+    again = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr
+    assert len(Manifest.load(out).frames) == 6 and (out / "s.mp4").is_file()
