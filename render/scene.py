@@ -2,7 +2,9 @@
 
 Each section is a frozen dataclass; each field carries its kind, its
 constraints and a one-line doc in `metadata`, which drives both validation
-and `stylereel schema`. Errors name the file and the key.
+and `stylereel schema`. Errors name the file and the key, and are one line:
+user text in them has its control characters escaped. Every number is
+finite and bounded, so nothing a scene says can hang the planner.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 from dataclasses import MISSING, dataclass, fields
 from fractions import Fraction
@@ -22,6 +25,11 @@ from .patches import Patches
 from .schedule import Schedule, ScheduleError
 
 CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9")
+MAX_SIZE = 16384  # pixels on a side; images.MAX_PIXELS refuses larger inputs too
+MAX_FRAMES = 1_000_000  # in a scene: over 11 hours at 24 fps
+MAX_ITERATIONS = 100_000  # of one frame
+MAX_STYLES = 64
+MAX_CHARS = 10_000_000  # of a scene file
 
 
 class SceneError(ValueError):
@@ -30,10 +38,12 @@ class SceneError(ValueError):
 
 @dataclass(frozen=True)
 class Output:
-    width: int = option(256, "int", "Frame width in pixels (even).", min=16, even=True)
-    height: int = option(144, "int", "Frame height in pixels (even).", min=16, even=True)
-    fps: str = option("24", "fraction", "Frames per second: a number or a fraction such as 24000/1001.")
-    frames: int | None = option(None, "int", "Number of frames (or give seconds).", min=1)
+    width: int = option(256, "int", "Frame width in pixels (even).", min=16, max=MAX_SIZE, even=True)
+    height: int = option(144, "int", "Frame height in pixels (even).", min=16, max=MAX_SIZE, even=True)
+    fps: str = option(
+        "24", "fraction", "Frames per second: a number or a fraction such as 24000/1001.", min=0.01, max=1000
+    )
+    frames: int | None = option(None, "int", "Number of frames (or give seconds).", min=1, max=MAX_FRAMES)
     seconds: float | None = option(
         None, "float", "Length in seconds (or give frames).", min=0, exclusive=True
     )
@@ -41,8 +51,9 @@ class Output:
     crf: int = option(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
     pix_fmt: str = option("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
     tile: int = option(
-        512, "int", "Frames larger than this are rendered in overlapping tiles of this size.", min=64
-    )
+        512, "int", "Frames larger than this are rendered in overlapping tiles of this size.",
+        min=64, max=MAX_SIZE,
+    )  # fmt: skip
     tile_overlap: int = option(64, "int", "Overlap of neighbouring tiles, in pixels.", min=0)
 
 
@@ -52,8 +63,9 @@ class Start:
         None, "str", "Content image of frame 0 (path or builtin:NAME); none: pure texture."
     )
     iterations: int = option(
-        60, "int", "Iterations of frame 0 at its final scale (coarser scales get more).", min=1
-    )
+        60, "int", "Iterations of frame 0 at its final scale (coarser scales get more).",
+        min=1, max=MAX_ITERATIONS,
+    )  # fmt: skip
     style: str | None = option(
         None, "str", "Style of frame 0; default: the drift's (or [frames]) style at 0."
     )
@@ -64,7 +76,10 @@ class Start:
 
 @dataclass(frozen=True)
 class Frames:
-    iterations: str = option("12", "schedule", "Iterations of each later frame.")
+    # Bounds on a schedule hold for its value at every frame from `first_frame` (frame 0 has start's).
+    iterations: str = option(
+        "12", "schedule", "Iterations of each later frame.", max=MAX_ITERATIONS, first_frame=1
+    )
     content: str = option(
         "feedback", "choice", "Content of later frames.", choices=("feedback", "fixed", "none")
     )
@@ -81,8 +96,9 @@ class Frames:
     )
     interpolation: str = option("linear", "choice", "Between keyframes.", choices=("linear", "cubic"))
     cadence: int = option(
-        1, "int", "Optimise every Nth frame; warp the two keyframes around the others.", min=1
-    )
+        1, "int", "Optimise every Nth frame; warp the two keyframes around the others.",
+        min=1, max=MAX_FRAMES,
+    )  # fmt: skip
     # Drift control for long feedback loops.
     color_coherence: float = option(
         0.25,
@@ -107,9 +123,13 @@ class Frames:
 
 @dataclass(frozen=True)
 class Drift:
-    styles: tuple[str, ...] = option((), "names", "Style names in rotation order: 1, 2, 3, ..., 1 again.")
-    frames_per_style: int = option(24, "int", "Frames each style leads for.", min=1)
-    crossfade: int = option(8, "int", "Frames over which blend weights move to the next style.", min=0)
+    styles: tuple[str, ...] = option(
+        (), "names", "Style names in rotation order: 1, 2, 3, ..., 1 again.", max_items=MAX_STYLES
+    )
+    frames_per_style: int = option(24, "int", "Frames each style leads for.", min=1, max=MAX_FRAMES)
+    crossfade: int = option(
+        8, "int", "Frames over which blend weights move to the next style.", min=0, max=MAX_FRAMES
+    )
 
 
 @dataclass(frozen=True)
@@ -205,19 +225,27 @@ def _image_id(source: str, base: Path) -> str:
 def load_scene(path: Path) -> Scene:
     """Read and validate a scene file; raise SceneError naming file and key."""
     path = Path(path)
+    where = _escaped(str(path))
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open() as file:
+            text = file.read(MAX_CHARS + 1)
     except FileNotFoundError:
-        raise SceneError(f"{path}: no such scene file") from None
+        raise SceneError(f"{where}: no such scene file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SceneError(f"{path}: cannot read ({e})") from None
+        raise SceneError(f"{where}: cannot read ({_escaped(str(e))})") from None
+    if len(text) > MAX_CHARS:
+        raise SceneError(f"{where}: longer than {MAX_CHARS} characters; a scene file is a page of TOML")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SceneError(f"{path}: not valid TOML ({e})") from None
+        raise SceneError(f"{where}: not valid TOML ({_escaped(str(e))})") from None
+    except (RecursionError, MemoryError):  # tomllib recurses once per level of nested arrays or tables
+        raise SceneError(f"{where}: not valid TOML (arrays or tables nested too deeply)") from None
     return parse_scene(data, path)
 
 
 def parse_scene(data: dict[str, Any], path: Path) -> Scene:
-    where = str(path)
+    where = _escaped(str(path))
     _no_unknown(data, ["seed", "styles", "shot", *SECTIONS], where, "")
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -225,6 +253,8 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
     styles = data.get("styles", {})
     if not isinstance(styles, dict) or not all(isinstance(v, str) for v in styles.values()):
         raise SceneError(f'{where}: [styles]: expected name = "image" entries')
+    if len(styles) > MAX_STYLES:
+        raise SceneError(f"{where}: [styles]: at most {MAX_STYLES} styles, got {len(styles)}")
     sections = {}
     for name, cls in SECTIONS.items():
         raw = data.get(name)
@@ -243,8 +273,11 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
         raise SceneError(f"{where}: output: give exactly one of frames or seconds")
     if raw_shots:
         shots = tuple(_shot(data, raw, where, i) for i, raw in enumerate(raw_shots))
+        total = sum(shot.length for shot in shots)
+        if total > MAX_FRAMES:
+            raise SceneError(f"{where}: shot: the lengths add up to {total} frames; at most {MAX_FRAMES}")
     else:
-        length = o.frames if o.frames is not None else max(1, round(o.seconds * Fraction(o.fps)))
+        length = o.frames if o.frames is not None else _seconds_to_frames(o.seconds, o.fps, where)
         shots = (Shot(length, sections["start"], sections["frames"], sections["drift"], sections["camera"]),)
     scene = Scene(path, seed, o, styles, sections["start"], sections["frames"], sections["drift"],
                   sections["camera"], shots, sections["patches"])  # fmt: skip
@@ -252,13 +285,25 @@ def parse_scene(data: dict[str, Any], path: Path) -> Scene:
     return scene
 
 
+def _seconds_to_frames(seconds: float, fps: str, where: str) -> int:
+    if seconds * float(Fraction(fps)) > MAX_FRAMES:  # a float: a huge product is inf, not a slow integer
+        raise SceneError(
+            f"{where}: output.seconds: {seconds:g} s at {float(Fraction(fps)):g} fps is more than "
+            f"{MAX_FRAMES} frames"
+        )
+    return max(1, round(seconds * Fraction(fps)))
+
+
 def _shot(data: dict[str, Any], raw: dict[str, Any], where: str, index: int) -> Shot:
     """A [[shot]] table: its sections are merged key by key over the scene's own."""
     prefix = f"shot.{index}"
     _no_unknown(raw, ["length", *SHOT_SECTIONS], where, f"{prefix}.")
     length = raw.get("length")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-        raise SceneError(f"{where}: {prefix}.length: expected a whole number of frames >= 1, got {length!r}")
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_FRAMES:
+        raise SceneError(
+            f"{where}: {prefix}.length: expected a whole number of frames from 1 to {MAX_FRAMES}, "
+            f"got {length!r}"
+        )
     parts = {}
     for name in SHOT_SECTIONS:
         own, base = raw.get(name), data.get(name)
@@ -275,7 +320,12 @@ def _no_unknown(data: dict, known: list[str], where: str, prefix: str) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known: {', '.join(known)}"
-            raise SceneError(f"{where}: unknown key {prefix}{key}{hint}")
+            raise SceneError(f"{where}: unknown key {prefix}{_escaped(key)}{hint}")
+
+
+def _escaped(text: str) -> str:
+    """`text` with control characters (newlines, terminal escapes) written as escapes: one line."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _section(raw: dict[str, Any], cls: type, where: str, name: str) -> Any:
@@ -288,13 +338,19 @@ def _section(raw: dict[str, Any], cls: type, where: str, name: str) -> Any:
 
 
 def _value(value: Any, meta: dict, where: str) -> Any:
+    """`value` checked against a field's metadata: its kind, `choices`, `min` (`exclusive` makes it
+    strict), `max`, `max_items` and `even`. A schedule's bounds hold per frame: `_check_schedules`."""
     kind = meta["kind"]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SceneError(f"{where}: must be a finite number, got {value}")
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise SceneError(f"{where}: expected a whole number, got {value!r}")
+        _bounds(value, meta, where, str(value))
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SceneError(f"{where}: expected a number, got {value!r}")
+        _bounds(value, meta, where, str(value))
     elif kind == "bool":
         if not isinstance(value, bool):
             raise SceneError(f"{where}: expected true or false, got {value!r}")
@@ -306,16 +362,11 @@ def _value(value: Any, meta: dict, where: str) -> Any:
     elif kind == "names":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise SceneError(f"{where}: expected a list of style names, got {value!r}")
+        if len(value) > meta.get("max_items", len(value)):
+            raise SceneError(f"{where}: at most {meta['max_items']} names, got {len(value)}")
         value = tuple(value)
     elif kind == "fraction":
-        try:
-            fps = Fraction(str(value))
-        except (ValueError, ZeroDivisionError):
-            raise SceneError(
-                f"{where}: expected a number or a fraction such as 24000/1001, got {value!r}"
-            ) from None
-        if fps <= 0:
-            raise SceneError(f"{where}: must be > 0, got {value!r}")
+        _bounds(_rate(value, where), meta, where, repr(value))
         value = str(value)
     elif kind == "schedule":
         try:
@@ -323,21 +374,50 @@ def _value(value: Any, meta: dict, where: str) -> Any:
         except ScheduleError as e:
             raise SceneError(f"{where}: {e}") from None
         value = str(value)
-    if "min" in meta and isinstance(value, int | float):
-        low = meta["min"]
-        if value < low or (meta.get("exclusive") and value == low):
-            raise SceneError(f"{where}: must be {'>' if meta.get('exclusive') else '>='} {low}, got {value}")
-    if "max" in meta and value > meta["max"]:
-        raise SceneError(f"{where}: must be <= {meta['max']}, got {value}")
     if meta.get("even") and value % 2:
         raise SceneError(f"{where}: must be even (the video is yuv420p), got {value}")
     return value
 
 
+def _rate(value: Any, where: str) -> float:
+    """A number or a fraction such as 24000/1001, as a float. Fraction expands an exponent exactly
+    ("1e-9999999" takes minutes): it only sees short text whose float (which just overflows or
+    underflows) is far from 0 and infinity; the bounds refuse the rest."""
+    text = str(value)
+    try:
+        if len(text) > 40:
+            raise ValueError
+        number = float(Fraction(text)) if "/" in text else float(text)
+        if math.isfinite(number) and 1e-300 < abs(number) < 1e300:
+            Fraction(text)  # what readers of the scene will parse
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise SceneError(
+            f"{where}: expected a number or a fraction such as 24000/1001, got {value!r}"
+        ) from None
+    if not math.isfinite(number):
+        raise SceneError(f"{where}: must be a finite number, got {value!r}")
+    return number
+
+
+def _bounds(number: float, meta: dict, where: str, shown: str) -> None:
+    if problem := _out_of_bounds(number, meta):
+        raise SceneError(f"{where}: {problem}, got {shown}")
+
+
+def _out_of_bounds(number: float, meta: dict) -> str | None:
+    """Which of a field's `min` (strict if `exclusive`) and `max` `number` breaks, if any."""
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and (number < low or (meta.get("exclusive") and number == low)):
+        return f"must be {'>' if meta.get('exclusive') else '>='} {low}"
+    if high is not None and number > high:
+        return f"must be <= {high}"
+    return None
+
+
 def _check_scene(scene: Scene, where: str) -> None:
     if not scene.styles:
         raise SceneError(f"{where}: [styles]: name at least one style image")
-    for key, source in ((f"styles.{n}", s) for n, s in scene.styles.items()):
+    for key, source in ((f"styles.{_escaped(n)}", s) for n, s in scene.styles.items()):
         _check_image(scene, key, source, where)
     for i, shot in enumerate(scene.shots):
         prefix = f"shot.{i}." if len(scene.shots) > 1 else ""
@@ -350,8 +430,9 @@ def _check_scene(scene: Scene, where: str) -> None:
                 raise SceneError(f"{where}: {prefix}drift.crossfade: must be <= drift.frames_per_style")
         for key, name in named:
             if name is not None and name not in scene.styles:
-                close = difflib.get_close_matches(name, list(scene.styles), n=1)
-                hint = f"; did you mean {close[0]}?" if close else f"; styles: {', '.join(scene.styles)}"
+                close = difflib.get_close_matches(name, list(scene.styles), n=1) if len(name) < 100 else []
+                known = close[0] if close else ", ".join(scene.styles)
+                hint = f"; did you mean {_escaped(known)}?" if close else f"; styles: {_escaped(known)}"
                 raise SceneError(f"{where}: {key}: no style named {name!r}{hint}")
         if shot.frames.content == "fixed" and shot.start.content is None:
             raise SceneError(f"{where}: {prefix}frames.content: 'fixed' needs start.content")
@@ -367,18 +448,39 @@ def _check_scene(scene: Scene, where: str) -> None:
                                       ("camera", shot.camera != CameraSchedules())) if bad]  # fmt: skip
             if clash:
                 raise SceneError(f"{where}: {prefix}start.video: the video replaces {clash[0]}; leave it out")
+        _check_schedules(shot, where, prefix)
     o = scene.output
     if not 0 <= o.tile_overlap < o.tile // 2:
         raise SceneError(f"{where}: output.tile_overlap: must be below half of output.tile ({o.tile // 2})")
+
+
+def _check_schedules(shot: Shot, where: str, prefix: str) -> None:
+    """A schedule's `min` and `max` hold at every frame of the shot from its `first_frame`: its values
+    depend on t and the shot's length. Errors read as plan_scene's."""
+    for name in ("frames", "camera"):
+        section = getattr(shot, name)
+        for f in fields(section):
+            if f.metadata["kind"] != "schedule" or not {"min", "max"} & set(f.metadata):
+                continue
+            key = f"{prefix}{name}.{f.name}"
+            schedule = Schedule.parse(getattr(section, f.name), shot.frames.interpolation)
+            frames = range(f.metadata.get("first_frame", 0), shot.length)
+            for t in frames[:1] if schedule.constant else frames:
+                try:
+                    number = schedule(t, shot.length)
+                except ScheduleError as e:
+                    raise SceneError(f"{where}: {key}: frame {t}: {e}") from None
+                if problem := _out_of_bounds(number, f.metadata):
+                    raise SceneError(f"{where}: {key}: frame {t}: {problem}, got {number:g}")
 
 
 def _check_image(scene: Scene, key: str, source: str, where: str) -> None:
     try:
         path = resolve(source, scene.base)
     except ValueError as e:
-        raise SceneError(f"{where}: {key}: {e}") from None
+        raise SceneError(f"{where}: {key}: {_escaped(str(e))}") from None
     if not path.is_file():
-        raise SceneError(f"{where}: {key}: {source}: no such file")
+        raise SceneError(f"{where}: {key}: {_escaped(source)}: no such file")
 
 
 def json_schema() -> dict[str, Any]:
@@ -408,6 +510,8 @@ def json_schema() -> dict[str, Any]:
                 prop["exclusiveMinimum" if m.get("exclusive") else "minimum"] = m["min"]
             if "max" in m:
                 prop["maximum"] = m["max"]
+            if "max_items" in m:
+                prop["maxItems"] = m["max_items"]
             props[f.name] = prop
         return {"type": "object", "properties": props, "additionalProperties": False}
 
@@ -420,6 +524,7 @@ def json_schema() -> dict[str, Any]:
             "styles": {
                 "type": "object",
                 "additionalProperties": {"type": "string"},
+                "maxProperties": MAX_STYLES,
                 "description": "Named style images: paths relative to the scene, or builtin:NAME.",
             },
             **{name: section(cls) for name, cls in SECTIONS.items()},
@@ -430,7 +535,12 @@ def json_schema() -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "properties": {
-                        "length": {"type": "integer", "minimum": 1, "description": "Frames in the shot."},
+                        "length": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_FRAMES,
+                            "description": "Frames in the shot.",
+                        },
                         **{name: section(SECTIONS[name]) for name in SHOT_SECTIONS},
                     },
                     "required": ["length"],

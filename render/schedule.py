@@ -4,11 +4,16 @@ Expressions are parsed with Python's `ast` module and evaluated by a small
 walker that knows only numbers, + - * / % **, parentheses, the names t,
 max_f, pi and e, and a fixed list of math functions. Nothing is ever
 passed to eval or exec; any other syntax is refused when the scene is read.
+Schedule strings are user input: their length and nesting are capped and
+they parse in linear time, so no string can hang the parser or overflow the
+evaluator's stack.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
+import functools
 import math
 import operator
 import re
@@ -27,7 +32,10 @@ _BINARY = {
     ast.Div: operator.truediv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }  # fmt: skip
 _UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
-_MAX_LENGTH = 1000
+_MAX_LENGTH = 1000  # characters of one expression
+_NUMBER = re.compile(r"-?(([1-9]\d*|0)(\.\d*)?|\.\d+)([eE][-+]?\d+)?")  # a literal as Python reads it
+MAX_TEXT = 100_000  # characters of a whole schedule string, keyframes included
+MAX_DEPTH = 64  # nesting of operations and calls in one expression; the evaluator recurses once a level
 
 
 class ScheduleError(ValueError):
@@ -41,13 +49,23 @@ class Expression:
         self.text = text.strip()
         if len(self.text) > _MAX_LENGTH:
             raise ScheduleError(f"expression longer than {_MAX_LENGTH} characters")
-        try:
-            self.tree = ast.parse(self.text, mode="eval").body
-            self._check(self.tree)
-        except (SyntaxError, RecursionError, MemoryError):
-            raise ScheduleError(f"cannot parse {self.text!r}") from None
+        if _NUMBER.fullmatch(self.text):  # most keyframes: a number needs no parser
+            self.tree: ast.expr = ast.Constant(float(self.text))
+            self.constant = True
+        else:
+            try:
+                self.tree = ast.parse(self.text, mode="eval").body
+            except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: a null byte, 3.11.0
+                raise ScheduleError(f"cannot parse {self.text!r}") from None
+            self._check(self.tree, 1)
+            names = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name)}
+            self.constant = not names & set(VARIABLES)  # the same value at every frame
+        self._value: float | None = None  # a constant's, once evaluated
 
-    def _check(self, node: ast.AST) -> None:
+    def _check(self, node: ast.AST, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise ScheduleError(f"{self.text!r}: nested more than {MAX_DEPTH} levels deep")
+        depth += 1
         if isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise ScheduleError(f"{self.text!r}: only numbers are allowed, not {node.value!r}")
@@ -55,27 +73,31 @@ class Expression:
             if node.id not in VARIABLES and node.id not in CONSTANTS:
                 raise ScheduleError(f"{self.text!r}: unknown name {node.id!r}; allowed: t, max_f, pi, e")
         elif isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            self._check(node.left)
-            self._check(node.right)
+            self._check(node.left, depth)
+            self._check(node.right, depth)
         elif isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            self._check(node.operand)
+            self._check(node.operand, depth)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             if node.func.id not in FUNCTIONS:
                 raise ScheduleError(
                     f"{self.text!r}: unknown function {node.func.id!r}; allowed: {', '.join(FUNCTIONS)}"
                 )
             for arg in node.args:
-                self._check(arg)
+                self._check(arg, depth)
         else:
             raise ScheduleError(f"{self.text!r}: {type(node).__name__} is not allowed in an expression")
 
     def __call__(self, t: float, max_f: float) -> float:
+        if self._value is not None:
+            return self._value
         try:
             value = float(self._eval(self.tree, {"t": float(t), "max_f": float(max_f)}))
         except (ArithmeticError, ValueError, TypeError) as e:
             raise ScheduleError(f"{self.text!r} at t={t:g}: {e}") from None
         if not math.isfinite(value):
             raise ScheduleError(f"{self.text!r} at t={t:g} is not finite")
+        if self.constant:
+            self._value = value
         return value
 
     def _eval(self, node: ast.AST, names: dict[str, float]) -> float:
@@ -91,7 +113,9 @@ class Expression:
         return float(FUNCTIONS[node.func.id](*args))
 
 
-_KEY = re.compile(r"\s*(-?\d+)\s*:\s*\(")
+_KEY = re.compile(r"\s*(-?\d{1,18})\s*:\s*\(")  # 18 digits: int() stays cheap
+_PAREN = re.compile(r"[()]")
+_SPACE = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
@@ -109,18 +133,29 @@ class Schedule:
             raise ScheduleError(f"interpolation must be 'linear' or 'cubic', not {interpolation!r}")
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ScheduleError(f"expected a number or a schedule string, not {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScheduleError(f"must be a finite number, got {value}")
         text = str(value).strip()
-        if not _KEY.match(text):
-            return cls(((0, Expression(text)),), interpolation, text)
-        return cls(tuple(_split_keys(text)), interpolation, text)
+        if len(text) > MAX_TEXT:
+            raise ScheduleError(f"schedule longer than {MAX_TEXT} characters ({len(text)})")
+        return _parsed(text, interpolation)
+
+    @property
+    def constant(self) -> bool:
+        """The same value at every frame: one key, not in t or max_f."""
+        return len(self.keys) == 1 and self.keys[0][1].constant
+
+    @functools.cached_property
+    def _frames(self) -> list[int]:
+        return [f for f, _ in self.keys]
 
     def __call__(self, t: int, max_f: int) -> float:
-        frames = [f for f, _ in self.keys]
+        frames = self._frames
         if t <= frames[0] or len(frames) == 1:
             return self.keys[0][1](t, max_f)
         if t >= frames[-1]:
             return self.keys[-1][1](t, max_f)
-        i = max(k for k, f in enumerate(frames) if f <= t)
+        i = bisect.bisect_right(frames, t) - 1  # the last key at or before t
         (f0, e0), (f1, e1) = self.keys[i], self.keys[i + 1]
         u = (t - f0) / (f1 - f0)
         v0, v1 = e0(t, max_f), e1(t, max_f)
@@ -137,8 +172,17 @@ class Schedule:
         )
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str, interpolation: str) -> Schedule:
+    """Parse once: every [[shot]] inherits the scene's schedules, and plan_scene parses them again."""
+    if not _KEY.match(text):
+        return Schedule(((0, Expression(text)),), interpolation, text)
+    return Schedule(tuple(_split_keys(text)), interpolation, text)
+
+
 def _split_keys(text: str) -> list[tuple[int, Expression]]:
-    """`"0:(a), 10:(b)"` -> [(0, a), (10, b)], matching parentheses so expressions may nest them."""
+    """`"0:(a), 10:(b)"` -> [(0, a), (10, b)], matching parentheses so expressions may nest them.
+    One pass over the text (no copies of the rest), so time is linear in its length."""
     keys: list[tuple[int, Expression]] = []
     pos = 0
     while pos < len(text):
@@ -146,23 +190,22 @@ def _split_keys(text: str) -> list[tuple[int, Expression]]:
         if not m:
             raise ScheduleError(f"expected 'FRAME:(VALUE)' at {text[pos : pos + 20]!r}")
         frame, depth, start = int(m.group(1)), 1, m.end()
-        end = start
-        while depth and end < len(text):
-            depth += {"(": 1, ")": -1}.get(text[end], 0)
-            end += 1
+        for paren in _PAREN.finditer(text, start):
+            depth += 1 if paren.group() == "(" else -1
+            if not depth:
+                end = paren.start()
+                break
         if depth:
             raise ScheduleError(f"unbalanced parentheses after '{frame}:'")
         if frame < 0:
             raise ScheduleError(f"key frame {frame} is negative")
         if keys and frame <= keys[-1][0]:
             raise ScheduleError(f"key frames out of order: {frame} after {keys[-1][0]}")
-        keys.append((frame, Expression(text[start : end - 1])))
-        rest = text[end:].lstrip()
-        if rest.startswith(","):
-            rest = rest[1:]
-        elif rest:
-            raise ScheduleError(f"expected ',' before {rest[:20]!r}")
-        pos = len(text) - len(rest)
+        keys.append((frame, Expression(text[start:end])))
+        pos = _SPACE.match(text, end + 1).end()
+        if pos < len(text) and text[pos] != ",":
+            raise ScheduleError(f"expected ',' before {text[pos : pos + 20]!r}")
+        pos += 1
     if not keys:
         raise ScheduleError("empty schedule")
     return keys

@@ -82,7 +82,7 @@ def test_seconds_and_fraction_fps(tmp_path):
         ("width = 48", "width = 47", "output.width: must be even"),
         ("frames = 6", "frames = 0", "output.frames: must be >= 1"),
         ("frames = 6", "frames = -3", "output.frames: must be >= 1"),
-        ('fps = "24000/1001"', "fps = 0", "output.fps: must be > 0"),
+        ('fps = "24000/1001"', "fps = 0", "output.fps: must be >= 0.01"),
         ('fps = "24000/1001"', 'fps = "fast"', "output.fps: expected a number or a fraction"),
         ('b = "builtin:ihc"', 'b = "missing.png"', "styles.b: missing.png: no such file"),
         ('b = "builtin:ihc"', 'b = "builtin:nope"', "styles.b: builtin:nope: no such built-in image"),
