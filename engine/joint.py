@@ -37,7 +37,7 @@ from torch import Tensor
 from .color import preserve_colors
 from .lbfgs import Reduce, alone, lbfgs
 from .losses import TEMPORAL_EPS
-from .stylize import Callback, Optimizer, Progress, Settings, at_precision
+from .stylize import Best, Callback, Optimizer, Progress, Settings, at_precision
 from .targets import Features, StyleTargets
 
 # A process keeps the autograd graphs of all its tiles through one evaluation while they total at
@@ -288,7 +288,8 @@ def stylize_parts(
     objective = _Objective(parts, style_targets, settings, features, picture, reduce, cells)
     xs = [p.init.detach().clone().requires_grad_(True) for p in parts]
     averages: list[Tensor] | None = None
-    evals = 0
+    evals, best = 0, Best()  # the loss is the whole picture's: every process keeps the same iterate
+    keep_best = settings.optimizer is Optimizer.LBFGS and settings.iterations > 1
 
     def closure() -> float:
         nonlocal evals, averages
@@ -301,6 +302,8 @@ def stylize_parts(
                 else:
                     for a, x in zip(averages, xs, strict=True):
                         a.lerp_(x.detach(), 1 - settings.average)
+        elif keep_best:
+            best.offer(loss, xs)
         if callback is not None:
             callback(Progress(evals, settings.iterations, 0, picture, loss, terms))
         return loss
@@ -320,6 +323,8 @@ def stylize_parts(
             with torch.no_grad():
                 for x in xs:
                     x.clamp_(0, 1)
+    if best.xs is not None:
+        xs = best.xs
     outs = [
         (a if averages is not None else x).detach().clamp(0, 1)
         for a, x in zip(averages or xs, xs, strict=True)

@@ -189,10 +189,26 @@ def stylize(
     return out
 
 
+class Best:
+    """The iterate of lowest loss so far. L-BFGS without a line search does not descend at every
+    step: over 8 iterations from a warped previous frame the last iterate ended above the start in
+    frames of the bundled zoom scene (BENCHMARKS.md, "Quality guards"). An L-BFGS run returns the
+    best iterate it evaluated, never worse than its start."""
+
+    def __init__(self) -> None:
+        self.loss = math.inf
+        self.xs: list[Tensor] | None = None
+
+    def offer(self, loss: float, xs: Sequence[Tensor]) -> None:
+        if loss < self.loss:  # strictly: the first of equals; NaN is never the best
+            self.loss, self.xs = loss, [x.detach().clone() for x in xs]
+
+
 def _optimise(
     x: Tensor, avg: Tensor | None, objective: _Objective, s: Settings, n: int, report: Callable
 ) -> tuple[Tensor, Tensor | None]:
-    """`n` loss evaluations at one scale. Returns the last iterate and the running average."""
+    """`n` loss evaluations at one scale. Returns the best iterate (the last with an average) and the
+    running average."""
     if n == 0:
         return x, avg
     x = x.detach().clone().requires_grad_(True)
@@ -202,7 +218,9 @@ def _optimise(
         )
     else:
         opt = torch.optim.Adam([x], lr=s.lr, betas=(0.9, 0.99))
-    evals = 0
+    # L-BFGS evaluates every iterate it reaches when n > 1 (the last included); Adam steps after its
+    # last evaluation, so its last iterate is the one to keep.
+    evals, best, keep_best = 0, Best(), s.optimizer is Optimizer.LBFGS and n > 1
 
     def closure() -> Tensor:
         nonlocal evals, avg
@@ -213,6 +231,8 @@ def _optimise(
         with torch.no_grad():
             if s.average:
                 avg = x.detach().clone() if avg is None else avg.lerp_(x.detach(), 1 - s.average)
+            elif keep_best:
+                best.offer(loss.item(), [x])
             report(evals, loss.detach(), terms, (avg if s.average else x).detach().clamp(0, 1))
         return loss
 
@@ -223,6 +243,7 @@ def _optimise(
             opt.step(closure)
             with torch.no_grad():
                 x.clamp_(0, 1)  # Adam steps stay in the valid range; L-BFGS is clamped per scale
+    x = best.xs[0] if best.xs is not None else x
     return x.detach().clamp(0, 1), avg
 
 

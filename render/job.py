@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from engine.stylize import Progress, Settings, stylize
+from engine.stylize import Optimizer, Progress, Settings, stylize
 from engine.targets import StyleBank, StyleTargets
 
 from .coherence import ColourMap
@@ -137,15 +137,7 @@ def run_job(
     if init is not None and init.shape[1] == 4:  # the start's 4th channel: the pixels carried over
         init, mask = init[:, :3], init[:, 3:]
         temporal = (init.to(device), mask.to(device))
-    seen: list[Progress] = []
-
-    def callback(p: Progress) -> None:
-        if not seen:
-            seen.append(p)
-        seen[1:] = [p]
-        if progress is not None:
-            progress(p)
-
+    log = LossLog(job.settings, progress)
     start = time.perf_counter()
     styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
     out = stylize(
@@ -157,22 +149,19 @@ def run_job(
         size=job.size,
         canvas=job.canvas,
         generator=torch.Generator().manual_seed(job.seed),
-        callback=callback,
+        callback=log,
         temporal=temporal,
     )
     record: dict = {"seconds": round(time.perf_counter() - start, 3)}
     if revealed is not None:
         record["revealed"] = revealed
-    record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}
-    if seen:
-        record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
-        record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
+    record |= log.record()
     if job.work is not None:
-        record["nan"] = not bool(torch.isfinite(out).all())
+        record["nan"] = not bool(torch.isfinite(out).all()) or record["nan"]
         change = (out.nan_to_num(0.0) - init) if init is not None else out.nan_to_num(0.0)
         return change[0].permute(1, 2, 0).to(torch.float16).cpu().numpy(), record
     pixels, finite = finish(out, job.colour)
-    record["nan"] = not finite
+    record["nan"] = not finite or record["nan"]
     return pixels, record
 
 
@@ -199,3 +188,38 @@ def suspect(job: Job, record: dict) -> str | None:
     if record.get("steps", 0) >= 3 and first is not None and last is not None and last > first:
         return f"loss rose from {first:.4g} to {last:.4g}"
     return None
+
+
+class LossLog:
+    """A job's optimisation as its record tells it, from the engine's progress callbacks: steps, the
+    first loss, and the loss and terms of the iterate the engine returns (for L-BFGS the best of the
+    last scale, `engine.stylize.Best`; otherwise the last); `nan` if any evaluation was not finite."""
+
+    def __init__(self, settings: Settings, forward: Callable[[Progress], None] | None = None) -> None:
+        self.forward = forward
+        self.keeps_best = settings.optimizer is Optimizer.LBFGS and not settings.average
+        self.first: Progress | None = None
+        self.last: Progress | None = None
+        self.best: Progress | None = None  # of the current scale
+        self.evaluations = 0  # at the current scale
+        self.finite = True
+
+    def __call__(self, p: Progress) -> None:
+        self.first = self.first or p
+        if self.last is None or p.scale != self.last.scale:
+            self.best, self.evaluations = None, 0
+        self.evaluations += 1
+        if self.best is None or p.loss < self.best.loss:
+            self.best = p
+        self.finite = self.finite and math.isfinite(p.loss)
+        self.last = p
+        if self.forward is not None:
+            self.forward(p)
+
+    def record(self) -> dict:
+        if self.last is None:
+            return {"steps": 0, "planned": 0, "nan": False}
+        kept = self.best if self.keeps_best and self.evaluations > 1 else self.last
+        terms = {k: round(v, 6) for k, v in kept.terms.items()}
+        return {"steps": self.last.step, "planned": self.last.steps, "first_loss": self.first.loss,
+                "loss": kept.loss, "nan": not self.finite} | terms  # fmt: skip

@@ -22,7 +22,7 @@ from engine.targets import StyleBank, StyleTargets
 
 from .coherence import ColourMap
 from .frames import Camerawork, WarpedFrame
-from .job import Job, finish, made_here, region_of, run_job
+from .job import Job, LossLog, finish, made_here, region_of, run_job
 from .tiles import Tile, cores
 
 
@@ -97,7 +97,7 @@ def run_round(
         core = tile_cores[i]
         parts.append(Part(init.to(device), (tile.y0, tile.x0), (core.y0, core.x0, core.y1, core.x1),
                           target.to(device) if target is not None else None, temporal))  # fmt: skip
-    seen: list[Progress] = []
+    log = LossLog(job.settings, progress)
     collective = [0, 0.0]  # bytes sent into reductions, seconds inside them
 
     def counted(t: Tensor) -> Tensor:
@@ -106,11 +106,6 @@ def run_round(
         collective[0] += t.numel() * t.element_size()
         collective[1] += time.perf_counter() - began
         return out
-
-    def callback(p: Progress) -> None:
-        seen[:] = [seen[0] if seen else p, p]
-        if progress is not None:
-            progress(p)
 
     began = time.perf_counter()
     styled = bank is not None and sum(job.style_weights) > 0 and job.settings.style_weight > 0
@@ -122,18 +117,15 @@ def run_round(
         picture=job.size,
         cells=shared_cells([(t.y0, t.x0, t.y1, t.x1) for t in job.tiles]),
         reduce=counted,
-        callback=callback,
+        callback=log,
     )
     record: dict = {"seconds": round(time.perf_counter() - began, 3), "tiles": len(held)}
     if revealed:
         record["revealed"] = sum(revealed) / len(revealed)
-    record |= {"steps": seen[-1].step, "planned": seen[-1].steps} if seen else {"steps": 0, "planned": 0}
-    if seen:  # the whole canvas's losses: every rank reports the same
-        record |= {"first_loss": seen[0].loss, "loss": seen[-1].loss}
-        record |= {k: round(v, 6) for k, v in seen[-1].terms.items()}
+    record |= log.record()  # the whole canvas's losses: every rank reports the same
     record |= {"collective_bytes": collective[0], "collective_seconds": round(collective[1], 3)}
     finished = [finish(out, job.colour) for out in outs]
-    record["nan"] = not all(finite for _, finite in finished)
+    record["nan"] = not all(finite for _, finite in finished) or record["nan"]
     return {i: pixels for i, (pixels, _) in zip(held, finished, strict=True)}, record
 
 

@@ -13,6 +13,7 @@ from engine.losses import ContentLoss, GramLoss, WassersteinLoss, gram, mean_cov
 from engine.stylize import Settings, scales, schedule, stylize
 from engine.targets import StyleBank, StyleTargets
 from tests.conftest import smooth_image
+from tests.tiny import TinyFeatures
 
 FAST = Settings(iterations=4, min_size=16)
 
@@ -91,6 +92,23 @@ def test_loss_falls(tiny, optimizer, style_loss):
     )
     assert len(losses) == 20
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_lbfgs_returns_its_best_iterate_not_its_last():
+    """Without a line search L-BFGS can end on an overshoot: here the 8th iterate's loss is 5x the
+    7th's. The run returns the best iterate, and the job's record reports its loss."""
+    from render.job import LossLog
+
+    content, style = smooth_image(5), smooth_image(55)
+    settings = Settings(iterations=8, min_size=64, content_weight=0.0)
+    seen, log = [], LossLog(settings)
+    out = stylize(content, StyleTargets(StyleBank([style])), settings, features=TinyFeatures(1),
+                  init=torch.rand(content.shape, generator=torch.Generator().manual_seed(5)),
+                  callback=lambda p: (seen.append(p), log(p)))  # fmt: skip
+    best = min(seen, key=lambda p: p.loss)
+    assert seen[-1].loss > 2 * best.loss  # the case this guards: the last iterate overshot
+    assert torch.equal(out, best.image)
+    assert log.record()["loss"] == best.loss < log.record()["first_loss"]
 
 
 def test_progress_reports_every_evaluation_over_all_scales(tiny):
