@@ -42,10 +42,12 @@ from .tiles import MIN_SPAN, Blender, Tile
 @dataclass(frozen=True)
 class Patches:
     size: int = option(
-        256, "int", "Working size: the long side the network sees of each patch.", min=MIN_SPAN
+        256, "int", "Working size: the long side the network sees of each patch.", min=MIN_SPAN, max=16384
     )
-    rounds: int = option(8, "int", "Passes over the whole picture, each at a randomly drawn scale.", min=1)
-    steps: int = option(10, "int", "Optimiser steps per patch.", min=1)
+    rounds: int = option(
+        8, "int", "Passes over the whole picture, each at a randomly drawn scale.", min=1, max=1000
+    )
+    steps: int = option(10, "int", "Optimiser steps per patch.", min=1, max=100_000)
     scale_bias: float = option(
         0.5, "float", "Chance of each doubling of a patch's region (binomial p): 0 keeps patches at full "
         "resolution, 1 makes every patch the whole picture.", min=0, max=1,

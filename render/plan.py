@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .cadence import is_key
 from .scene import Scene, SceneError, Shot
-from .schedule import Schedule, ScheduleError
+from .schedule import Schedule, ScheduleError, max_f
 from .warp import Camera
 
 # Seconds per engine step per pixel, 2-core CPU, float32 (0.265 s at 256x256: BENCHMARKS.md).
@@ -71,7 +71,7 @@ def _plan_shot(scene: Scene, shot: Shot, number: int, first: int) -> list[FrameP
 
     def value(key: str, t: int) -> float:
         try:
-            return schedules[key](t, n)
+            return schedules[key](t, max_f(n))
         except ScheduleError as e:
             raise SceneError(f"{scene.path}: {prefix}{key}: frame {t}: {e}") from None
 

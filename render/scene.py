@@ -22,7 +22,9 @@ from typing import Any
 from .fields import option
 from .images import resolve
 from .patches import Patches
-from .schedule import Schedule, ScheduleError
+from .schedule import Schedule, ScheduleError, max_f
+from .text import escaped
+from .video import DEFAULT_PRESET, PRESETS
 
 CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9")
 MAX_SIZE = 16384  # pixels on a side; images.MAX_PIXELS refuses larger inputs too
@@ -50,6 +52,13 @@ class Output:
     codec: str = option("libx264", "choice", "Video codec.", choices=CODECS)
     crf: int = option(17, "int", "Constant rate factor: lower is better quality.", min=0, max=63)
     pix_fmt: str = option("yuv420p", "choice", "Pixel format of the video.", choices=("yuv420p",))
+    preset: str = option(
+        DEFAULT_PRESET, "choice", "x264/x265 preset: slower ones compress better; other codecs ignore it.",
+        choices=PRESETS,
+    )  # fmt: skip
+    audio: str | None = option(
+        None, "str", "Soundtrack: a sound file (relative to the scene), cut or padded with silence to fit."
+    )
     tile: int = option(
         512, "int", "Frames larger than this are rendered in overlapping tiles of this size.",
         min=64, max=MAX_SIZE,
@@ -210,10 +219,18 @@ class Scene:
         for key in ("content", "video"):
             if getattr(self.start, key):
                 out[f"start.{key}"] = _image_id(getattr(self.start, key), self.base)
+        if self.output.audio:  # where `encode` finds it again, from any folder
+            out["output.audio"] = str(resolve(self.output.audio, self.base).resolve())
         return out
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.resolved(), sort_keys=True).encode()).hexdigest()
+        """What the frames depend on: the resolved scene without the keys that only encode the video
+        (a new codec, preset or soundtrack re-encodes the frames already rendered)."""
+        frames = {k: v for k, v in self.resolved().items() if k not in VIDEO_ONLY}
+        return hashlib.sha256(json.dumps(frames, sort_keys=True).encode()).hexdigest()
+
+
+VIDEO_ONLY = ("output.codec", "output.crf", "output.pix_fmt", "output.preset", "output.audio")
 
 
 def _image_id(source: str, base: Path) -> str:
@@ -225,27 +242,27 @@ def _image_id(source: str, base: Path) -> str:
 def load_scene(path: Path) -> Scene:
     """Read and validate a scene file; raise SceneError naming file and key."""
     path = Path(path)
-    where = _escaped(str(path))
+    where = escaped(str(path))
     try:
         with path.open() as file:
             text = file.read(MAX_CHARS + 1)
     except FileNotFoundError:
         raise SceneError(f"{where}: no such scene file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SceneError(f"{where}: cannot read ({_escaped(str(e))})") from None
+        raise SceneError(f"{where}: cannot read ({escaped(str(e))})") from None
     if len(text) > MAX_CHARS:
         raise SceneError(f"{where}: longer than {MAX_CHARS} characters; a scene file is a page of TOML")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise SceneError(f"{where}: not valid TOML ({_escaped(str(e))})") from None
+        raise SceneError(f"{where}: not valid TOML ({escaped(str(e))})") from None
     except (RecursionError, MemoryError):  # tomllib recurses once per level of nested arrays or tables
         raise SceneError(f"{where}: not valid TOML (arrays or tables nested too deeply)") from None
     return parse_scene(data, path)
 
 
 def parse_scene(data: dict[str, Any], path: Path) -> Scene:
-    where = _escaped(str(path))
+    where = escaped(str(path))
     _no_unknown(data, ["seed", "styles", "shot", *SECTIONS], where, "")
     seed = data.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -320,12 +337,7 @@ def _no_unknown(data: dict, known: list[str], where: str, prefix: str) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {prefix}{close[0]}?" if close else f"; known: {', '.join(known)}"
-            raise SceneError(f"{where}: unknown key {prefix}{_escaped(key)}{hint}")
-
-
-def _escaped(text: str) -> str:
-    """`text` with control characters (newlines, terminal escapes) written as escapes: one line."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+            raise SceneError(f"{where}: unknown key {prefix}{escaped(key)}{hint}")
 
 
 def _section(raw: dict[str, Any], cls: type, where: str, name: str) -> Any:
@@ -417,7 +429,7 @@ def _out_of_bounds(number: float, meta: dict) -> str | None:
 def _check_scene(scene: Scene, where: str) -> None:
     if not scene.styles:
         raise SceneError(f"{where}: [styles]: name at least one style image")
-    for key, source in ((f"styles.{_escaped(n)}", s) for n, s in scene.styles.items()):
+    for key, source in ((f"styles.{escaped(n)}", s) for n, s in scene.styles.items()):
         _check_image(scene, key, source, where)
     for i, shot in enumerate(scene.shots):
         prefix = f"shot.{i}." if len(scene.shots) > 1 else ""
@@ -432,7 +444,7 @@ def _check_scene(scene: Scene, where: str) -> None:
             if name is not None and name not in scene.styles:
                 close = difflib.get_close_matches(name, list(scene.styles), n=1) if len(name) < 100 else []
                 known = close[0] if close else ", ".join(scene.styles)
-                hint = f"; did you mean {_escaped(known)}?" if close else f"; styles: {_escaped(known)}"
+                hint = f"; did you mean {escaped(known)}?" if close else f"; styles: {escaped(known)}"
                 raise SceneError(f"{where}: {key}: no style named {name!r}{hint}")
         if shot.frames.content == "fixed" and shot.start.content is None:
             raise SceneError(f"{where}: {prefix}frames.content: 'fixed' needs start.content")
@@ -452,6 +464,8 @@ def _check_scene(scene: Scene, where: str) -> None:
     o = scene.output
     if not 0 <= o.tile_overlap < o.tile // 2:
         raise SceneError(f"{where}: output.tile_overlap: must be below half of output.tile ({o.tile // 2})")
+    if o.audio is not None:
+        _check_image(scene, "output.audio", o.audio, where)  # a file, found as images are
 
 
 def _check_schedules(shot: Shot, where: str, prefix: str) -> None:
@@ -467,7 +481,7 @@ def _check_schedules(shot: Shot, where: str, prefix: str) -> None:
             frames = range(f.metadata.get("first_frame", 0), shot.length)
             for t in frames[:1] if schedule.constant else frames:
                 try:
-                    number = schedule(t, shot.length)
+                    number = schedule(t, max_f(shot.length))
                 except ScheduleError as e:
                     raise SceneError(f"{where}: {key}: frame {t}: {e}") from None
                 if problem := _out_of_bounds(number, f.metadata):
@@ -478,9 +492,9 @@ def _check_image(scene: Scene, key: str, source: str, where: str) -> None:
     try:
         path = resolve(source, scene.base)
     except ValueError as e:
-        raise SceneError(f"{where}: {key}: {_escaped(str(e))}") from None
+        raise SceneError(f"{where}: {key}: {escaped(str(e))}") from None
     if not path.is_file():
-        raise SceneError(f"{where}: {key}: {_escaped(source)}: no such file")
+        raise SceneError(f"{where}: {key}: {escaped(source)}: no such file")
 
 
 def json_schema() -> dict[str, Any]:
@@ -493,7 +507,7 @@ def json_schema() -> dict[str, Any]:
         "fraction": {"type": ["number", "string"]},
         "schedule": {
             "type": ["number", "string"],
-            "description": "number, expression in t/max_f, or keyframes",
+            "description": "number, expression in t and max_f, or Deforum keyframes 'F:(EXPR), ...'",
         },
         "names": {"type": "array", "items": {"type": "string"}},
     }
@@ -512,6 +526,8 @@ def json_schema() -> dict[str, Any]:
                 prop["maximum"] = m["max"]
             if "max_items" in m:
                 prop["maxItems"] = m["max_items"]
+            if m.get("even"):
+                prop["multipleOf"] = 2
             props[f.name] = prop
         return {"type": "object", "properties": props, "additionalProperties": False}
 

@@ -1,5 +1,12 @@
 """Keyframe schedules: `"0:(1.02), 120:(1.04)"`, values that may be expressions in t and max_f.
 
+The syntax and its meaning are Deforum's (deforum-art/sd-webui-deforum,
+animation_key_frames.py): keys in any order, the last of a repeated key wins,
+max_f is the index of the last frame, a key whose value uses t holds its
+formula until the next key, other keys are interpolated between. Where
+stylereel departs from it, on purpose, the README's "Keyframe schedules"
+says so and why.
+
 Expressions are parsed with Python's `ast` module and evaluated by a small
 walker that knows only numbers, + - * / % **, parentheses, the names t,
 max_f, pi and e, and a fixed list of math functions. Nothing is ever
@@ -24,6 +31,9 @@ FUNCTIONS: dict[str, Callable[..., float]] = {
     "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
     "atan": math.atan, "atan2": math.atan2, "sqrt": math.sqrt, "exp": math.exp, "log": math.log,
     "abs": abs, "floor": math.floor, "ceil": math.ceil, "min": min, "max": max, "round": round,
+    # numexpr's spellings, as Deforum's schedules write them
+    "arcsin": math.asin, "arccos": math.acos, "arctan": math.atan, "arctan2": math.atan2,
+    "log10": math.log10, "sinh": math.sinh, "cosh": math.cosh, "tanh": math.tanh,
 }  # fmt: skip
 CONSTANTS = {"pi": math.pi, "e": math.e}
 VARIABLES = ("t", "max_f")
@@ -52,6 +62,7 @@ class Expression:
         if _NUMBER.fullmatch(self.text):  # most keyframes: a number needs no parser
             self.tree: ast.expr = ast.Constant(float(self.text))
             self.constant = True
+            self.in_t = False
         else:
             try:
                 self.tree = ast.parse(self.text, mode="eval").body
@@ -60,6 +71,7 @@ class Expression:
             self._check(self.tree, 1)
             names = {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name)}
             self.constant = not names & set(VARIABLES)  # the same value at every frame
+            self.in_t = "t" in names  # a formula: as a key, it holds from its frame to the next key
         self._value: float | None = None  # a constant's, once evaluated
 
     def _check(self, node: ast.AST, depth: int) -> None:
@@ -114,13 +126,14 @@ class Expression:
 
 
 _KEY = re.compile(r"\s*(-?\d{1,18})\s*:\s*\(")  # 18 digits: int() stays cheap
+_OTHER_KEY = re.compile(r"[^:(),]*:\s*\(")  # `max_f-1:(` or `"8":(`: a key, but not a frame number
 _PAREN = re.compile(r"[()]")
 _SPACE = re.compile(r"\s*")
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """Keyframes (frame, expression), interpolated between keys; constant outside them."""
+    """Keyframes (frame, expression) in frame order; see __call__ for the value between them."""
 
     keys: tuple[tuple[int, Expression], ...]
     interpolation: str = "linear"  # or "cubic" (Catmull-Rom through the keys)
@@ -128,7 +141,8 @@ class Schedule:
 
     @classmethod
     def parse(cls, value: str | int | float, interpolation: str = "linear") -> Schedule:
-        """A number, an expression, or keyframes `"F:(EXPR), F:(EXPR), ..."` with F ascending."""
+        """A number, an expression, or keyframes `"F:(EXPR), F:(EXPR), ..."`: F in any order, the last
+        of a repeated F wins."""
         if interpolation not in ("linear", "cubic"):
             raise ScheduleError(f"interpolation must be 'linear' or 'cubic', not {interpolation!r}")
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -150,20 +164,24 @@ class Schedule:
         return [f for f, _ in self.keys]
 
     def __call__(self, t: int, max_f: int) -> float:
+        """The value at frame t of a shot whose last frame is max_f, as Deforum's get_inbetweens has it:
+        from a key whose value uses t the formula runs until the next key; from any other key the value
+        moves to the next key's value at that key's frame. Before the first key, its value there holds."""
         frames = self._frames
-        if t <= frames[0] or len(frames) == 1:
-            return self.keys[0][1](t, max_f)
-        if t >= frames[-1]:
-            return self.keys[-1][1](t, max_f)
         i = bisect.bisect_right(frames, t) - 1  # the last key at or before t
-        (f0, e0), (f1, e1) = self.keys[i], self.keys[i + 1]
-        u = (t - f0) / (f1 - f0)
-        v0, v1 = e0(t, max_f), e1(t, max_f)
+        if i < 0:
+            return self._at_key(0, t, max_f)
+        if self.keys[i][1].in_t:
+            return self.keys[i][1](t, max_f)
+        if t == frames[i] or i + 1 == len(frames):
+            return self._at_key(i, t, max_f)
+        u = (t - frames[i]) / (frames[i + 1] - frames[i])
+        v0, v1 = self._at_key(i, t, max_f), self._at_key(i + 1, t, max_f)
         if self.interpolation == "linear":
             return v0 + (v1 - v0) * u
         # Catmull-Rom: the neighbours beyond the segment shape the tangents.
-        vm = self.keys[i - 1][1](t, max_f) if i > 0 else v0
-        vp = self.keys[i + 2][1](t, max_f) if i + 2 < len(self.keys) else v1
+        vm = self._at_key(i - 1, t, max_f) if i > 0 else v0
+        vp = self._at_key(i + 2, t, max_f) if i + 2 < len(frames) else v1
         return 0.5 * (
             2 * v0
             + (v1 - vm) * u
@@ -171,24 +189,37 @@ class Schedule:
             + (3 * v0 - vm - 3 * v1 + vp) * u**3
         )
 
+    def _at_key(self, i: int, t: int, max_f: int) -> float:
+        """Key i's value at its own frame (a value not in t is the same at t, where errors are reported)."""
+        frame, expression = self.keys[i]
+        return expression(frame if expression.in_t else t, max_f)
+
+
+def max_f(length: int) -> int:
+    """Deforum's max_f for a shot of `length` frames: the index of its last frame (t runs 0..max_f)."""
+    return length - 1
+
 
 @functools.lru_cache(maxsize=32)
 def _parsed(text: str, interpolation: str) -> Schedule:
     """Parse once: every [[shot]] inherits the scene's schedules, and plan_scene parses them again."""
-    if not _KEY.match(text):
+    if not _KEY.match(text) and not _OTHER_KEY.match(text):
         return Schedule(((0, Expression(text)),), interpolation, text)
     return Schedule(tuple(_split_keys(text)), interpolation, text)
 
 
 def _split_keys(text: str) -> list[tuple[int, Expression]]:
-    """`"0:(a), 10:(b)"` -> [(0, a), (10, b)], matching parentheses so expressions may nest them.
-    One pass over the text (no copies of the rest), so time is linear in its length."""
-    keys: list[tuple[int, Expression]] = []
+    """`"10:(b), 0:(a), 10:(c)"` -> [(0, a), (10, c)], matching parentheses so expressions may nest them.
+    One pass over the text (no copies of the rest), so time is linear in its length (and a sort)."""
+    keys: dict[int, Expression] = {}  # Deforum's too: a repeated key takes the last value
     pos = 0
     while pos < len(text):
         m = _KEY.match(text, pos)
         if not m:
-            raise ScheduleError(f"expected 'FRAME:(VALUE)' at {text[pos : pos + 20]!r}")
+            pos = _SPACE.match(text, pos).end()
+            raise ScheduleError(
+                f"expected 'FRAME:(VALUE)' with FRAME a whole number at {text[pos : pos + 20]!r}"
+            )
         frame, depth, start = int(m.group(1)), 1, m.end()
         for paren in _PAREN.finditer(text, start):
             depth += 1 if paren.group() == "(" else -1
@@ -199,13 +230,11 @@ def _split_keys(text: str) -> list[tuple[int, Expression]]:
             raise ScheduleError(f"unbalanced parentheses after '{frame}:'")
         if frame < 0:
             raise ScheduleError(f"key frame {frame} is negative")
-        if keys and frame <= keys[-1][0]:
-            raise ScheduleError(f"key frames out of order: {frame} after {keys[-1][0]}")
-        keys.append((frame, Expression(text[start:end])))
+        keys[frame] = Expression(text[start:end])
         pos = _SPACE.match(text, end + 1).end()
         if pos < len(text) and text[pos] != ",":
             raise ScheduleError(f"expected ',' before {text[pos : pos + 20]!r}")
         pos += 1
     if not keys:
         raise ScheduleError("empty schedule")
-    return keys
+    return sorted(keys.items())

@@ -101,6 +101,10 @@ def test_nan_and_inf_are_refused_naming_the_key(tmp_path, old, new, message):
          "[styles]: at most 64 styles, got 65"),
         ("frames = 6", "frames = 6\n[drift]\nstyles = [" + '"a", ' * 64 + "]",
          "frames = 6\n[drift]\nstyles = [" + '"a", ' * 65 + "]", "drift.styles: at most 64 names, got 65"),
+        ("frames = 6", "frames = 6\n[patches]\nrounds = 1000", "frames = 6\n[patches]\nrounds = 1001",
+         "patches.rounds: must be <= 1000, got 1001"),
+        ("frames = 6", "frames = 6\n[patches]\nsteps = 100000", "frames = 6\n[patches]\nsteps = 100001",
+         "patches.steps: must be <= 100000, got 100001"),
     ],
 )  # fmt: skip
 def test_values_beyond_the_limits_are_refused_naming_the_limit(tmp_path, old, at_limit, beyond, message):
