@@ -7,7 +7,7 @@ from pathlib import Path
 
 from render.folder import VIDEO_SUFFIXES, video_name_ok
 from render.store import FrameStore
-from render.video import VideoWriter, playable_frames
+from render.video import DEFAULT_PRESET, VideoWriter, playable_frames
 
 from .manifest import NAME, Manifest
 from .outdir import complete_frames
@@ -37,9 +37,10 @@ def encode_frames(outdir: Path, manifest: Manifest, *, force: bool = False) -> t
             f"{out} has {existing} frames but only {count} would be encoded now (those before the first "
             "missing or incomplete frame); --force replaces it"
         )
-    with VideoWriter(
-        out, size[1], size[0], Fraction(s["output.fps"]), s["output.codec"], s["output.crf"]
-    ) as video:
+    audio = s.get("output.audio")  # manifests before the key have neither it nor output.preset
+    with VideoWriter(out, size[1], size[0], Fraction(s["output.fps"]), s["output.codec"], s["output.crf"],
+                     preset=s.get("output.preset", DEFAULT_PRESET),
+                     audio=Path(audio) if audio else None) as video:  # fmt: skip
         for t in range(count):
             video.write(store.read(t))
     return out, count
