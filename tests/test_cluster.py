@@ -146,7 +146,7 @@ def test_a_render_joins_a_running_ray_cluster_with_address(reference, tmp_path):
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
          f"--port={port}", f"--num-cpus={os.cpu_count()}", "--node-ip-address=127.0.0.1",
-         "--include-dashboard=false", "--disable-usage-stats"],
+         "--include-dashboard=false", "--disable-usage-stats", f"--ray-client-server-port={_free_port()}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:

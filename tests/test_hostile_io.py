@@ -178,7 +178,7 @@ def test_an_address_where_ray_answers_is_accepted(monkeypatch):
     head = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
          f"--port={port}", "--num-cpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-         "--disable-usage-stats"],
+         "--disable-usage-stats", f"--ray-client-server-port={_free_port()}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:

@@ -1,0 +1,271 @@
+"""Renders submitted with `ray job submit`, as long jobs run on a cluster: without --address the
+entrypoint joins the cluster Ray points it at (RAY_ADDRESS), the project's code reaches the workers
+through the job's working_dir or py_modules, and the frames are a local render's."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from cluster.address import JOB_CONFIG, Cluster, cluster_to_join, runtime_env_for
+from tests.test_render import cli
+
+SCENE = """
+seed = 5
+[output]
+width = 48
+height = 32
+fps = 12
+frames = 3
+[styles]
+ihc = "builtin:ihc"
+[start]
+content = "builtin:astronaut"
+iterations = 2
+[frames]
+iterations = 2
+[camera]
+zoom = 1.04
+"""
+BIN = Path(sys.executable).parent
+PACKAGES = ("engine", "render", "cluster")
+
+
+@dataclass
+class Head:
+    process: subprocess.Popen  # `ray start --head --block`, in a session of its own
+    dashboard: str  # the job server: http://127.0.0.1:PORT
+    sessions: Path  # its --temp-dir, where its workers' logs are
+    env: dict[str, str]  # what `ray job submit` needs too: the token
+    up: bool = False
+
+    def submit(self, *args: str) -> str:
+        """`ray job submit ARGS` to this head, once it is up; the job must succeed. Returns its output."""
+        if not self.up:
+            for line in self.process.stdout:  # until the head says it is up (EOF: it died)
+                if "Ray runtime started" in line:
+                    break
+            assert self.process.poll() is None, "ray start --head failed"
+            threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep it from filling
+            self.up = True
+        submit = subprocess.run([BIN / "ray", "job", "submit", "--address", self.dashboard, *args],
+                                capture_output=True, text=True, timeout=300, env=self.env)  # fmt: skip
+        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+        return submit.stdout + submit.stderr
+
+    def rendered(self, out: Path, frames: list[int] | None = None) -> None:
+        """Assert that the frames' workers were this head's: their logs are in its sessions (a Ray of the
+        job's own would keep them elsewhere)."""
+        records = json.loads((out / "manifest.json").read_text())["frames"]
+        for t in frames if frames is not None else [int(t) for t in records]:
+            for worker in records[str(t)]["workers"]:
+                pid = worker.rpartition(":")[2]
+                assert list(self.sessions.glob(f"session_*/logs/worker-*-{pid}.out")), f"frame {t}: {worker}"
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[Head]:
+    """A head with the job server, its ports and session files its own (a short path: Ray's socket
+    paths must fit 107 bytes). Token authentication is on, with a token of its own, as Ray 2.59 and
+    later turn it on where a token exists; `ray job submit` sends the token only under
+    RAY_AUTH_MODE=token. `python` in an entrypoint is this virtualenv's, as on a cluster set up with it."""
+    sessions = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
+    dashboard = _free_port()
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
+                        "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    process = subprocess.Popen(
+        [BIN / "ray", "start", "--head", "--block", f"--port={_free_port()}", f"--temp-dir={sessions}",
+         f"--num-cpus={os.cpu_count()}",  # as local Ray has: a CPU worker's threads, so its pixels, follow it
+         "--node-ip-address=127.0.0.1", "--include-dashboard=true", f"--dashboard-port={dashboard}",
+         f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
+         "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env,
+    )  # fmt: skip
+    try:
+        yield Head(process, f"http://127.0.0.1:{dashboard}", sessions, env)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the whole throwaway head at once
+        process.wait()
+        shutil.rmtree(sessions, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, head) -> Path:
+    """The scene rendered on local Ray, while the head starts."""
+    root = tmp_path_factory.mktemp("local")
+    (root / "scene.toml").write_text(SCENE)
+    local = cli("render", str(root / "scene.toml"), "-o", str(root / "out"), "--workers", "1")
+    assert local.returncode == 0, local.stderr
+    return root / "out"
+
+
+@pytest.mark.slow
+def test_a_render_submitted_as_a_ray_job_runs_on_that_cluster(head, reference, tmp_path):
+    job = tmp_path / "job"  # the working dir the job uploads: the project's packages and the scene
+    for package in PACKAGES:
+        shutil.copytree(Path(__file__).parents[1] / package, job / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    (job / "scene.toml").write_text(SCENE)
+    out = tmp_path / "out"  # absolute: the entrypoint runs in the job's unpacked working dir
+    head.submit("--working-dir", str(job), "--", "python", "-m", "cluster.cli", "render", "scene.toml",
+                "-o", str(out), "--workers", "1")  # fmt: skip
+    assert _frames(out) == _frames(reference) and len(_frames(out)) == 3
+    head.rendered(out)
+
+
+@pytest.mark.slow
+def test_a_job_with_py_modules_of_its_own_resumes_with_address_auto(head, reference, tmp_path):
+    """The job brings a module of its own as py_modules, the project's code is the installed one (as in
+    an image with stylereel installed), so ray.init adds it to the job's py_modules; the render joins
+    with --address auto, and submitting again resumes a folder after its last complete frame."""
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "scene.toml").write_text(SCENE)
+    theirs = tmp_path / "their_module"
+    theirs.mkdir()
+    (theirs / "__init__.py").write_text("")
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    last = sorted((out / "frames").glob("*.png"))[-1]
+    last.unlink()  # an interrupted render: the last frame is missing
+    env = json.dumps({"py_modules": [str(theirs)]})
+    log = head.submit("--working-dir", str(job), "--runtime-env-json", env, "--", "python", "-m",
+                      "cluster.cli", "render", "scene.toml", "-o", str(out), "--workers", "1",
+                      "--address", "auto")  # fmt: skip
+    assert _frames(out) == _frames(reference), log[-3000:]
+    head.rendered(out, frames=[int(last.stem)])
+    before = json.loads((reference / "manifest.json").read_text())["frames"]
+    after = json.loads((out / "manifest.json").read_text())["frames"]
+    assert all(after[t] == before[t] for t in before if t != str(int(last.stem)))  # resumed, not redone
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "joins"),
+    [
+        (None, None, None),  # a Ray of its own
+        ("local", "10.0.0.1:6379", None),
+        (None, "local", None),
+        (None, "10.0.0.1:6379", Cluster("10.0.0.1:6379", "RAY_ADDRESS=10.0.0.1:6379")),  # inside a job
+        ("auto", "10.0.0.1:6379", Cluster("10.0.0.1:6379", "RAY_ADDRESS=10.0.0.1:6379")),
+        ("auto", None, Cluster("auto", "--address auto")),
+        ("ray://h:10001", "10.0.0.1:6379", Cluster("ray://h:10001", "--address ray://h:10001")),
+    ],
+)
+def test_the_cluster_to_join_is_the_option_else_ray_address(monkeypatch, option, env, joins):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if env is not None:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    assert cluster_to_join(option) == joins
+
+
+@pytest.mark.parametrize(
+    ("option", "env", "named"),
+    [
+        (None, "http://h:8265", "RAY_ADDRESS=http://h:8265"),
+        ("https://h:8265", None, "--address https://h:8265"),
+    ],
+)
+def test_a_job_servers_url_is_no_cluster_to_join(monkeypatch, option, env, named):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if env is not None:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    with pytest.raises(ValueError, match=f"^{named}: that is a Ray job server"):
+        cluster_to_join(option)
+
+
+def _packages(root: str) -> list[ModuleType]:
+    made = []
+    for name in PACKAGES:
+        module = ModuleType(name)
+        module.__file__ = f"{root}/{name}/__init__.py"
+        made.append(module)
+    return made
+
+
+UNPACKED_DIR = "/tmp/ray/session_1/runtime_resources/working_dir_files/_ray_pkg_ab"
+UNPACKED_MODULES = "/tmp/ray/session_1/runtime_resources/py_modules_files/_ray_pkg_cd"
+
+
+@pytest.mark.parametrize(
+    ("job", "root", "expected", "replaces"),
+    [
+        (None, "/src", ["/src/engine", "/src/render", "/src/cluster"], False),  # --address outside a job
+        ({"working_dir": "gcs://_ray_pkg_ab.zip"}, UNPACKED_DIR, None, False),  # the code is the job's
+        ({"py_modules": ["gcs://_ray_pkg_cd.zip"]}, UNPACKED_MODULES, None, False),
+        ({"working_dir": "gcs://w.zip"}, "/site", ["/site/engine", "/site/render", "/site/cluster"], False),
+        (
+            {"py_modules": ["gcs://m.zip"]},
+            "/site",
+            ["gcs://m.zip", "/site/engine", "/site/render", "/site/cluster"],
+            True,
+        ),
+    ],
+)
+def test_the_code_goes_to_the_workers_once_and_merges_with_a_jobs_runtime_env(
+    monkeypatch, job, root, expected, replaces
+):
+    """Whatever the job's runtime_env, Ray's own merge (which ray.init runs inside a job) accepts ours."""
+    from ray.runtime_env.runtime_env import _merge_runtime_env
+
+    monkeypatch.delenv(JOB_CONFIG, raising=False)
+    if job is not None:
+        monkeypatch.setenv(JOB_CONFIG, json.dumps({"runtime_env": job, "metadata": {}}))
+    runtime_env, override = runtime_env_for(_packages(root))
+    assert (runtime_env and runtime_env["py_modules"], override) == (expected, replaces)
+    merged = _merge_runtime_env(job, runtime_env, override=override)
+    assert merged is not None  # None: Ray's "Failed to merge the Job's runtime env"
+    assert merged.get("py_modules", []) == (expected or (job or {}).get("py_modules", []))
+
+
+def test_the_ray_examples_install_what_pyproject_lists():
+    """docs/ray's images install the project itself (so pyproject.toml's dependencies) with the Makefile's
+    torch, on a Ray that pyproject.toml allows, with the dashboard's job server (ray[default])."""
+    root = Path(__file__).parents[1]
+    torch = re.search(r"^TORCH \?= (\S+)$", (root / "Makefile").read_text(), re.M)[1]
+    docker = (root / "docs/ray/Dockerfile").read_text()
+    launcher = yaml.safe_load((root / "docs/ray/cluster.yaml").read_text())
+    job = yaml.safe_load((root / "docs/ray/rayjob.yaml").read_text())
+    assert f'ARG TORCH="{torch}"' in docker and 'RUN pip install --no-cache-dir ".[cluster]"\n' in docker
+    assert launcher["setup_commands"] == [
+        f'pip install --no-cache-dir {torch} && pip install --no-cache-dir "/home/ray/stylereel[cluster]"'
+    ]
+    versions = {
+        re.search(r"^ARG RAY_IMAGE=rayproject/ray:([\d.]+)-", docker, re.M)[1],
+        re.search(r"^rayproject/ray:([\d.]+)-", launcher["docker"]["image"])[1],
+        job["spec"]["rayClusterSpec"]["rayVersion"],
+    }
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    ray = next(r for r in map(Requirement, project["dependencies"]) if r.name == "ray")
+    assert len(versions) == 1 and ray.specifier.contains(versions.pop())
+    extra = project["optional-dependencies"]["cluster"]
+    # the job server: `ray job submit` needs it on the head
+    assert "default" in next(r for r in map(Requirement, extra) if r.name == "ray").extras
+
+
+def _frames(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "frames").glob("*.png"))}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
