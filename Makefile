@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # On a GPU machine: make TORCH=torch install
 TORCH ?= torch==2.13.0
 
-.PHONY: install test lint bench clean
+.PHONY: install browser test lint bench clean
 
 $(BIN)/stylereel: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,16 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The live page's tests drive Debian's Chromium through Playwright, which downloads no browser of its own.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+	  command -v apt-get >/dev/null || { echo "make: no chromium and no apt-get: install Chromium" >&2; exit 1; }; \
+	  echo "installing Debian's chromium for the live page's tests"; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium; } \
+	    >/dev/null || { echo "make: could not install chromium with apt-get (needs root or sudo)" >&2; exit 1; }; }
+
+test: lint browser
 	$(BIN)/pytest; status=$$?; [ $$status -eq 5 ] && echo "no tests collected" && exit 1; exit $$status
 
 bench: install

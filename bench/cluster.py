@@ -59,6 +59,7 @@ fps = 24
 frames = {frames}
 tile = {tile}
 tile_overlap = {overlap}
+preset = "medium"  # x264's own default, as the figures before 2026-12-01 were encoded
 [styles]
 ihc = "builtin:ihc"
 [start]

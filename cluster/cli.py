@@ -22,6 +22,8 @@ from typing import Annotated
 
 import typer
 
+from render.text import escaped
+
 app = typer.Typer(
     name="stylereel",
     help="Neural style transfer for stills and movies.",
@@ -42,12 +44,6 @@ _ADVICE = {
 }
 
 
-def _one_line(text: str) -> str:
-    """User text inside a message, with newlines and other control characters escaped: an error
-    prints exactly one line, and a file name cannot forge a second."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     # SIGTERM (a scheduler's kill, `timeout`) stops a command as Ctrl-C does: cleanly, resumable.
@@ -55,7 +51,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except ValueError as e:
-        typer.echo(f"stylereel: error: {_one_line(str(e))}", err=True)
+        typer.echo(f"stylereel: error: {escaped(str(e))}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         typer.echo("stylereel: interrupted", err=True)
@@ -65,14 +61,14 @@ def _user_errors() -> Iterator[None]:
             raise
         where = f"{e.filename}: " if e.filename else ""
         why = _ADVICE.get(e.errno, e.strerror or str(e) or type(e).__name__)
-        typer.echo(f"stylereel: error: {_one_line(where + why)}", err=True)
+        typer.echo(f"stylereel: error: {escaped(where + why)}", err=True)
         raise typer.Exit(1) from None
     except typer.Exit:
         raise
     except Exception as e:  # a fault of ours: still one line, with the way to see more
         if os.environ.get("STYLEREEL_DEBUG"):
             raise
-        message = _one_line(f"{type(e).__name__}: {e}")
+        message = escaped(f"{type(e).__name__}: {e}")
         typer.echo(f"stylereel: error: {message} (STYLEREEL_DEBUG=1 shows where)", err=True)
         raise typer.Exit(1) from None
     finally:
@@ -188,7 +184,13 @@ def still(
     workers: Annotated[
         int | None, typer.Option(help="Run tiles/patches on this many Ray actors [default: in this process].")
     ] = None,
-    address: Annotated[str | None, typer.Option(help="Run on the Ray cluster at this address.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on this Ray cluster (HOST:6379, ray://HOST:10001, auto; local: a Ray of its own) "
+            "[default: RAY_ADDRESS where set]."
+        ),
+    ] = None,
 ) -> None:
     """Stylise one image."""
     with _user_errors():
@@ -233,14 +235,13 @@ def still(
             fresh=fresh,
             overrides=overrides,
         )
+        from .address import cluster_to_join, prepare
+
         farm = None
-        if workers is not None or address is not None:
+        if workers is not None or cluster_to_join(address) is not None:
             if workers is not None and workers < 1:
                 raise ValueError(f"--workers must be at least 1, not {workers}")
-            if address is not None:
-                from .address import prepare
-
-                prepare(address)  # before Ray is imported
+            prepare(address)  # before Ray is imported
             from .stills import ray_farm
 
             farm = ray_farm(str(weights) if weights else None, device, workers, address)
@@ -256,12 +257,14 @@ def score(
     image: Annotated[Path, typer.Argument(help="The image to score.")],
     content: Annotated[str | None, typer.Option("--content", "-c", help="Content image.")] = None,
     style: Annotated[str | None, typer.Option("--style", "-s", help="Style image.")] = None,
-    size: Annotated[int, typer.Option(help="Long side the images are compared at.")] = 512,
+    size: Annotated[
+        int | None, typer.Option(help="Long side the images are compared at [default: the image's own].")
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="VGG-19 weights.")] = None,
 ) -> None:
     """Print JSON: `style` and `content` relative errors on VGG-19 (lower is closer)."""
     with _user_errors():
-        if size <= 0:
+        if size is not None and size <= 0:
             raise ValueError(f"--size must be a positive number of pixels, not {size}")
         if content is None and style is None:
             raise ValueError("give --content, --style or both")
@@ -272,7 +275,8 @@ def score(
         out = load_image(image)
         c = load_image(content) if content else None
         s = load_image(style) if style else None
-        result = score_images(out, c, s, load_network(weights), long_side=size)
+        side = size or max(out.shape[-2:])  # not upsampled: a 256-px still is scored at 256
+        result = score_images(out, c, s, load_network(weights), long_side=side)
         typer.echo(json.dumps({k: round(v, 6) for k, v in result.items()}))
 
 
@@ -349,7 +353,11 @@ def render(
         typer.Option(help="Rebuild an unreadable or missing manifest from the frames on disk, then resume."),
     ] = False,
     address: Annotated[
-        str | None, typer.Option(help="Join a running Ray cluster (ray://host:10001 or host:6379).")
+        str | None,
+        typer.Option(
+            help="Ray cluster to join: HOST:6379, ray://HOST:10001 or auto; local for a Ray of its own "
+            "[default: RAY_ADDRESS, as inside `ray job submit`, else local]."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     weights: Annotated[
@@ -358,6 +366,9 @@ def render(
     workers: Annotated[
         int | None, typer.Option(help="Worker actors [default: one per GPU, else 1 sharing the CPU cores].")
     ] = None,
+    serve: Annotated[
+        bool, typer.Option(help="Serve the render's live page while it runs (127.0.0.1, a free port).")
+    ] = False,
 ) -> None:
     """Render a scene to frames and a video; run again to resume after an interruption."""
     with _user_errors():
@@ -366,22 +377,45 @@ def render(
         from .address import prepare
         from .progress import frame_bar
 
-        if address is not None:
-            prepare(address)  # before Ray is imported
+        prepare(address)  # before Ray is imported; RAY_ADDRESS too
         from .outdir import default_outdir
         from .scheduler import render_scene
 
         loaded = load_scene(scene)
         outdir = output or default_outdir(loaded)
+        page = contextlib.nullcontext()
+        if serve:
+            from .serve import serving
+
+            page = serving([outdir], announce=lambda url: typer.echo(f"live page: {url}", err=True))
         try:
-            with frame_bar(loaded.frame_count) as update:
+            with page, frame_bar(loaded.frame_count) as update:
                 video = render_scene(loaded, outdir, address=address, fresh=fresh, repair=repair,
-                                     device=device, weights=weights, workers=workers,
-                                     on_status=update)  # fmt: skip
+                                     device=device, weights=weights, workers=workers, on_status=update,
+                                     say=lambda text: typer.echo(escaped(text), err=True))  # fmt: skip
         except KeyboardInterrupt:
-            typer.echo(f"stylereel: interrupted; {_one_line(_how_far(outdir))}", err=True)
+            typer.echo(f"stylereel: interrupted; {escaped(_how_far(outdir))}", err=True)
             raise typer.Exit(130) from None
         typer.echo(str(video))
+
+
+@app.command()
+def preview(
+    scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Output video [default: SCENE.preview.mp4 next to the scene]."),
+    ] = None,
+    size: Annotated[
+        int, typer.Option(help="Long side of the preview in pixels (at most the output's).")
+    ] = 256,
+) -> None:
+    """Write an animatic in seconds: every frame's camera as the render moves it, no optimisation."""
+    with _user_errors():
+        from render.preview import write_preview
+        from render.scene import load_scene
+
+        typer.echo(str(write_preview(load_scene(scene), output, size)))
 
 
 @app.command()
@@ -418,17 +452,16 @@ def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a rende
         from render.store import FrameStore
 
         from .manifest import Manifest
-        from .outdir import complete_frames
+        from .outdir import complete_frames, pace
 
         manifest = _manifest(outdir, Manifest)
         size = (manifest.scene["output.height"], manifest.scene["output.width"])
         done = complete_frames(FrameStore(outdir), manifest, size)
-        times = [manifest.frames[t]["seconds"] for t in sorted(done) if "seconds" in manifest.frames[t]]
-        per_frame = sum(times) / len(times) if times else None
+        per_frame = pace([manifest.frames[t] for t in sorted(done)])
         left = manifest.frame_count - len(done)
         eta = f"{left * per_frame / 60:.1f} min" if per_frame is not None else "unknown"
-        pace = f"{per_frame:.2f} s/frame" if per_frame is not None else "no frames yet"
-        typer.echo(f"{len(done)}/{manifest.frame_count} frames done; {pace}; {left} left, ETA {eta}")
+        speed = f"{per_frame:.2f} s/frame" if per_frame is not None else "no frames yet"
+        typer.echo(f"{len(done)}/{manifest.frame_count} frames done; {speed}; {left} left, ETA {eta}")
         try:
             data = json.loads((outdir / PROGRESS).read_text())
         except (OSError, ValueError):
@@ -439,7 +472,7 @@ def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a rende
             typer.echo("not rendering: run `stylereel render` on the scene again to resume")
         for t in sorted(done):
             for reason in manifest.frames[t].get("reruns", []):
-                typer.echo(f"rerun: frame {t}: {_one_line(str(reason))}")
+                typer.echo(f"rerun: frame {t}: {escaped(str(reason))}")
         for warning in manifest.warnings:
             typer.echo(f"warning: {warning}")
 
@@ -462,6 +495,37 @@ def encode(
 
 
 @app.command()
+def serve(
+    folders: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            metavar="DIR",
+            help="Render output folders, a page each [default: this folder if it is one, else its *.render].",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 shows the pages to every network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
+) -> None:
+    """Serve a live page per render: newest frame, filmstrip, progress, ETA, workers, warnings, video."""
+    with _user_errors():
+        import time
+
+        from .serve import default_folders, serving
+
+        folders = folders or default_folders(Path.cwd())
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"stylereel: serving on {escaped(host)}: whoever reaches it sees the pages", err=True)
+        try:
+            with serving(folders, host, port, announce=lambda line: typer.echo(escaped(line))):
+                while True:
+                    time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stylereel: stopped serving", err=True)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of scene files (for editor completion and checking)."""
     from render.scene import json_schema
@@ -475,7 +539,9 @@ def _show_progress(data: object) -> None:
         typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
         for w in data["workers"]:
             rate = 60 * w["jobs"] / max(1e-9, data["time"] - w["since"])
-            state = "left out" if w["excluded"] else (f"on {w['current']}" if w["current"] else "idle")
+            job = w["current"]
+            doing = f"on frame {job[0]} r{job[1]} tile {job[2]}" if job else "idle"
+            state = "left out" if w["excluded"] else doing
             jobs = f"{w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures"
             typer.echo(f"  {w['name']}: {jobs}, {state}")
     except (KeyError, TypeError):

@@ -19,7 +19,8 @@ from render.version import FRAMES_VERSION, version
 
 # What each key must be: a manifest of valid JSON but another shape is refused, not followed.
 _SHAPE = {"scene_hash": str, "scene": dict, "seed": int, "frame_count": int, "video": str, "frames": dict,
-          "shots": list, "warnings": list, "version": str, "frames_version": int}  # fmt: skip
+          "shots": list, "warnings": list, "version": str, "frames_version": int,
+          "video_bytes": int}  # fmt: skip
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Manifest:
     warnings: list[str] = field(default_factory=list)  # retried or suspect jobs, left-out workers
     version: str = field(default_factory=version)  # the stylereel that rendered the frames
     frames_version: int = FRAMES_VERSION  # bumped whenever a change renders the same scene differently
+    video_bytes: int = 0  # the finished video's size, once a render has finalised it
 
     @classmethod
     def load(cls, folder: Path) -> Manifest | None:
@@ -72,7 +74,7 @@ def _check_shape(data: Any) -> None:
         raise TypeError(f"expected a JSON object, not {type(data).__name__}")
     for key, kind in _SHAPE.items():
         if key not in data:
-            if key in ("version", "frames_version", "warnings", "shots"):
+            if key in ("version", "frames_version", "warnings", "shots", "video_bytes"):
                 continue
             raise TypeError(f"no key {key!r}")
         if not isinstance(data[key], kind) or isinstance(data[key], bool):

@@ -96,6 +96,7 @@ def open_outdir(scene: Scene, outdir: Path, fresh: bool = False, repair: bool = 
             if count is None or t < count:
                 store.path(t).unlink(missing_ok=True)
     if old is not None and not fresh:
+        old.scene = scene.resolved()  # the same frames; the video's settings may have changed
         return old
     shots = [shot.length for shot in scene.shots]
     manifest = Manifest(scene.digest(), scene.resolved(), scene.seed, scene.frame_count, f"{scene.stem}.mp4",
@@ -113,3 +114,13 @@ def rehashed(store: FrameStore, size: tuple[int, int], count: int) -> dict[int, 
         if t < count and store.read(t, size) is not None:
             records[t] = {"sha256": hashlib.sha256(store.path(t).read_bytes()).hexdigest(), "repaired": True}
     return records
+
+
+def pace(records: list[dict], recent: int = 10) -> float | None:
+    """Seconds per frame lately: from when the last `recent` frames finished (so frames rendered side
+    by side, cadence tweens and a slow first frame count as they run), else their own times."""
+    finished = sorted(r["finished"] for r in records if isinstance(r.get("finished"), int | float))[-recent:]
+    if len(finished) >= 3 and finished[-1] > finished[0]:
+        return (finished[-1] - finished[0]) / (len(finished) - 1)
+    times = [r["seconds"] for r in records[-recent:] if isinstance(r.get("seconds"), int | float)]
+    return sum(times) / len(times) if times else None

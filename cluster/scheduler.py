@@ -36,17 +36,19 @@ from render.coherence import Coherence, lab_stats
 from render.folder import PROGRESS as PROGRESS_FILE
 from render.folder import render_lock
 from render.frames import Camerawork, WarpedFrame
-from render.images import load_image, resolve, to_uint8
+from render.images import resolve, to_uint8
+from render.inputs import scene_inputs
 from render.job import frame_settings
 from render.network import auto_precision, load_network, resolve_device
 from render.patches import PatchWork
-from render.plan import FRAME_KEYS, FramePlan, plan_scene
+from render.plan import FRAME_KEYS, FramePlan
 from render.scene import Scene
 from render.store import FrameStore
 from render.tiled import FrameWork
-from render.video import VideoWriter, count_frames
+from render.video import VideoWriter
 from render.video_input import VideoSource, Videowork
 
+from .address import cluster_to_join
 from .flight import Flight
 from .manifest import Manifest
 from .outdir import check_outdir, complete_frames, open_outdir
@@ -77,34 +79,34 @@ def render_scene(
     weights: Path | None = None,
     workers: int | None = None,
     on_status: Callable[[RenderStatus], None] | None = None,
+    say: Callable[[str], None] = lambda message: None,
     actor_class: type = FrameWorker,
 ) -> Path:
     """Render every frame not yet complete in `outdir`, then finalise the video. Returns its path.
+    `say` hears where a render resumes, and that a finished one is complete.
 
     Everything the user gave is checked before the folder is touched; then the folder is locked for
     this render alone, and only then changed."""
-    plans = plan_scene(scene)  # every schedule is checked before any compute
-    styles = [load_image(source, scene.base) for source in scene.styles.values()]
-    starts = [load_image(s.start.content, scene.base) if s.start.content else None for s in scene.shots]
-    for shot in scene.shots:
-        if shot.start.video is not None and count_frames(resolve(shot.start.video, scene.base)) < shot.length:
-            raise ValueError(
-                f"{scene.path}: start.video: {shot.start.video} has fewer than {shot.length} frames"
-            )
+    inputs = scene_inputs(scene)  # every schedule, image and video, before any compute
+    plans, styles, starts = inputs.plans, inputs.styles, inputs.starts
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
     if weights is not None:
         load_network(weights)  # a bad file is the user's error: say so now, not after workers retry it
-    check_outdir(scene, outdir, fresh, repair)
+    old = check_outdir(scene, outdir, fresh, repair)
+    if old is not None and not (fresh or repair) and finished(old, scene, outdir):
+        say(f"{outdir}: complete: all {old.frame_count} frames and the video; nothing to render")
+        return outdir / old.video
     created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     try:
         with render_lock(outdir):
             init_ray(address)
             manifest = open_outdir(scene, outdir, fresh, repair)
-            manifest.save(outdir)
+            if (busy := busy_cores()) is not None:
+                say(busy)
             return _render(scene, plans, styles, starts, outdir, manifest, address, device, weights, workers,
-                           on_status, actor_class)  # fmt: skip
+                           on_status, say, actor_class)  # fmt: skip
     finally:
         if created:
             with contextlib.suppress(OSError):
@@ -123,13 +125,19 @@ def _render(
     weights: Path | None,
     workers: int | None,
     on_status: Callable[[RenderStatus], None] | None,
+    say: Callable[[str], None],
     actor_class: type,
 ) -> Path:
     size = (scene.output.height, scene.output.width)
     store = FrameStore(outdir)
     done = complete_frames(store, manifest, size)
     manifest.frames = {t: r for t, r in manifest.frames.items() if t in done}  # the rest is re-rendered
-    base = Settings(precision=auto_precision(resolve_device(device) if not address else "cpu"))
+    manifest.video_bytes = 0  # not final until this render finalises it
+    if done:
+        say(f"resuming: {len(done)} of {scene.frame_count} frames are done; rendering the other "
+            f"{scene.frame_count - len(done)}")  # fmt: skip
+    local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
+    base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
 
     o = scene.output
 
@@ -172,7 +180,10 @@ def _render(
         if flight.tiles_warp:  # its tiles' workers warp their own starts with this camera, sent once
             flight.shared_camera = ray.put(flight.camera.for_workers(shot.frames.content))
     pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
-    video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf)
+    audio = resolve(o.audio, scene.base) if o.audio else None
+    video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf,
+                        preset=o.preset, audio=audio)  # fmt: skip
+    manifest.save(outdir)  # once everything that can refuse the render has run
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
     encoded = 0  # frames handed to the encoder, in order
     pending_writes: list[Future] = []
@@ -226,8 +237,24 @@ def _render(
         (outdir / PROGRESS_FILE).unlink(missing_ok=True)
     if pool.warnings:
         manifest.warnings = pool.warnings
-        manifest.save(outdir)
+    manifest.video_bytes = (outdir / manifest.video).stat().st_size  # the video is final: see `finished`
+    manifest.save(outdir)
     return outdir / manifest.video
+
+
+def finished(manifest: Manifest, scene: Scene, outdir: Path) -> bool:
+    """Whether a render of `scene` in `outdir` has nothing left to do: its video is the one it
+    finalised (the size recorded then), made with these settings, and every frame is intact (the
+    check a resume makes)."""
+    video = outdir / manifest.video
+    size = (scene.output.height, scene.output.width)
+    return (
+        manifest.video_bytes > 0
+        and video.is_file()
+        and video.stat().st_size == manifest.video_bytes
+        and manifest.scene == scene.resolved()
+        and len(complete_frames(FrameStore(outdir), manifest, size)) == manifest.frame_count
+    )
 
 
 def write_existing(video: VideoWriter, store: FrameStore, done: set[int]) -> None:
@@ -279,27 +306,38 @@ def _save_progress(outdir: Path, status: RenderStatus) -> None:
 
 
 def init_ray(address: str | None) -> None:
+    """Join the cluster that --address names, else RAY_ADDRESS (as inside `ray job submit`), or start a
+    Ray of this process's own (`--address local`, or neither); see `address.cluster_to_join`."""
     if ray.is_initialized():
         return
+    from .address import JOB_CONFIG, cluster_to_join, runtime_env_for
+
     kwargs = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-    if address:
+    target = cluster_to_join(address)
+    if target is not None:
         # Nodes need only the dependencies: the project's own packages travel with the job.
         import cluster
         import engine
         import render
 
-        if address.split("://")[-1].startswith(("127.", "localhost")):
+        if target.address.split("://")[-1].startswith(("127.", "localhost")):
             kwargs["_node_ip_address"] = (
                 "127.0.0.1"  # a cluster on this machine's loopback (tests, benchmarks)
             )
+        runtime_env, lists_job_modules = runtime_env_for([engine, render, cluster])
+        if lists_job_modules:  # the job's py_modules and ours: ray.init refuses a key both have unless told
+            os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
         try:
-            ray.init(address=address, runtime_env={"py_modules": [engine, render, cluster]}, **kwargs)
+            ray.init(address=target.address, runtime_env=runtime_env, **kwargs)
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"--address {address}: cannot join the Ray cluster: {why}") from None
+            raise ValueError(f"{target.given}: cannot join the Ray cluster: {why}") from None
     else:
         # A Ray of our own on this machine only: "local" ignores a cluster that `ray start` (or a
-        # stale /tmp/ray/ray_current_cluster) advertises, which ray.init() would otherwise join.
+        # stale /tmp/ray/ray_current_cluster) advertises, which ray.init() would otherwise join. Inside
+        # a submitted job (--address local) it must not take the job's runtime_env too: its working_dir
+        # is a package in the cluster's store, which our Ray's workers would fail to download.
+        os.environ.pop(JOB_CONFIG, None)
         ray.init(address="local", num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **kwargs)
     if threading.current_thread() is threading.main_thread():
         # Ray's own handler exits at once, mid-write; SIGTERM stops a render as Ctrl-C does: the frames
@@ -309,3 +347,16 @@ def init_ray(address: str | None) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def busy_cores(load: float | None = None, cores: int | None = None) -> str | None:
+    """A warning when other work keeps this machine's cores busy (the last minute's load average at
+    least its core count): renders then run several times slower, with no other sign of why."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = cores or os.cpu_count() or 1
+    if load < cores:
+        return None
+    return (
+        f"warning: this machine's {cores} cores are busy (load {load:.1f}): rendering will be slower; "
+        "see OMP_NUM_THREADS in the README"
+    )

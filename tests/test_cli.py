@@ -105,6 +105,22 @@ def test_score_is_zero_for_an_image_against_itself(tmp_path):
     assert values == {"style": 0.0, "content": 0.0}
 
 
+def test_score_compares_at_the_images_own_size_by_default(tmp_path):
+    from typer.testing import CliRunner
+
+    from cluster.cli import app
+
+    small = tmp_path / "small.png"
+    Image.effect_noise((64, 64), 64).convert("RGB").save(small)
+
+    def score(*size: str) -> dict:
+        result = CliRunner().invoke(app, ["score", str(small), "--style", "builtin:ihc", *size])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert score() == score("--size", "64") != score("--size", "512")
+
+
 def _bad_inputs(tmp_path):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

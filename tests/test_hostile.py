@@ -10,7 +10,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -259,6 +261,16 @@ def test_reruns_are_recorded_with_the_frame_and_shown_by_status(scene, tmp_path)
     assert code == 0 and f"rerun: frame 0: {reasons[0]}" in stdout
 
 
+def until(condition: Callable[[], bool], timeout: float = 240.0) -> bool:
+    """Whether `condition` came true within `timeout` seconds (checked every 50 ms)."""
+    deadline, tick = time.monotonic() + timeout, threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        tick.wait(0.05)
+    return True
+
+
 @pytest.mark.slow
 def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
     scene = tmp_path / "s.toml"
@@ -267,8 +279,7 @@ def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
     command = [sys.executable, "-m", "cluster.cli", "render", str(scene), "-o", str(out)]
     render = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while not FrameStore(out).path(0).exists() and render.poll() is None:
-            time.sleep(0.1)
+        assert until(lambda: FrameStore(out).path(0).exists() or render.poll() is not None), "no frame 0"
         code, _, stdout = run("status", out)
         assert code == 0 and "rendering" in stdout
         code, err, _ = run("render", scene, "-o", out)  # a second terminal, same folder
@@ -285,3 +296,30 @@ def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stderr
     assert len(Manifest.load(out).frames) == 6 and (out / "s.mp4").is_file()
+    assert f"{line[24:].split(' of ')[0]} of 6 frames are done" in again.stderr  # where it resumed
+    video = (out / "s.mp4").read_bytes()
+    code, err, _ = run("render", scene, "-o", out)  # finished: says so, renders and encodes nothing
+    assert code == 0 and "complete" in err[-1] and (out / "s.mp4").read_bytes() == video
+
+
+def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
+    out = tmp_path / "out"
+    store = FrameStore(out)
+    manifest = a_manifest(scene, frame_count=30, shots=[30])
+    # Frame 0 ran 40 start iterations for 100 s; the later ones finish every 2 s.
+    records = {0: {"seconds": 100.0, "finished": 1000.0}} | {
+        t: {"seconds": 2.0, "finished": 1000.0 + 2 * t} for t in range(1, 10)
+    }
+    manifest.frames = {
+        t: r | {"sha256": store.write(t, np.zeros((32, 48, 3), np.uint8))} for t, r in records.items()
+    }
+    manifest.save(out)
+    code, _, stdout = run("status", out)
+    assert code == 0 and "10/30 frames done; 2.00 s/frame; 20 left, ETA 0.7 min" in stdout
+
+
+def test_busy_cores_are_reported_before_a_render():
+    from cluster.scheduler import busy_cores
+
+    assert busy_cores(load=0.5, cores=2) is None
+    assert "2 cores are busy (load 7.1)" in busy_cores(load=7.1, cores=2)
