@@ -420,9 +420,12 @@ def preview(
 
 @app.command()
 def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> None:
-    """Print the per-frame plan and a cost estimate; computes nothing."""
+    """Print the per-frame plan and an estimate of the optimisation time, from a few steps measured on
+    this machine as it is now."""
     with _user_errors():
-        from render.plan import estimate_seconds, plan_scene
+        from render.calibrate import estimate_seconds, h100_step, measured_step
+        from render.network import auto_precision, load_network, resolve_device
+        from render.plan import plan_scene
         from render.scene import load_scene
 
         loaded = load_scene(scene)
@@ -435,12 +438,14 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
             typer.echo(f"{p.index:5d}  {mix:30.30s} {c.zoom:<7.4g} {c.angle:<7.4g} {c.translate_x:<7.4g} "
                        f"{c.translate_y:<7.4g} {p.iterations:<6d} {p.content}")  # fmt: skip
         o = loaded.output
-        minutes = estimate_seconds(loaded, plans) / 60
-        gpu = estimate_seconds(loaded, plans, gpu=True) / 60
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
+        device = resolve_device("auto")
+        step, how = measured_step(loaded, load_network(device=device), auto_precision(device), device)
+        minutes = estimate_seconds(loaded, plans, step) / 60
+        gpu = estimate_seconds(loaded, plans, h100_step) / 60
         typer.echo(
-            f"about {minutes:.1f} min on a 2-core CPU in float32, {minutes / 1.6:.1f} min in bf16 "
-            f"(the default where the CPU has it); about {gpu:.1f} min on one H100"
+            f"about {minutes:.1f} min of optimisation here, one worker (measured now: {how}); "
+            f"about {gpu:.1f} min on one H100"
         )
 
 

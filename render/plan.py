@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cadence import is_key
 from .scene import Scene, SceneError, Shot
 from .schedule import Schedule, ScheduleError, max_f
 from .warp import Camera
-
-# Seconds per engine step per pixel, 2-core CPU, float32 (0.265 s at 256x256: BENCHMARKS.md).
-CPU_SECONDS_PER_PIXEL_STEP = 0.265 / (256 * 256)
-# One H100, float32 (BENCHMARKS.md, 2026-11-25): tile jobs of a 1080p frame took 0.705 s per megapixel
-# and 10 iterations, set-up included; below 512x512 a step costs about 7.3 ms whatever the size (the
-# GPU waits on kernel launches).
-GPU_SECONDS_PER_PIXEL_STEP = 0.705 / 10 / 1e6
-GPU_SECONDS_PER_STEP_AT_LEAST = 0.0073
-
 
 CAMERA_KEYS = ("zoom", "angle", "translate_x", "translate_y", "center_x", "center_y")
 FRAME_KEYS = ("iterations", "content_weight", "style_weight", "tv_weight", "temporal_weight")
@@ -103,21 +93,3 @@ def _plan_shot(scene: Scene, shot: Shot, number: int, first: int) -> list[FrameP
             FramePlan(first + t, number, t, tuple(weights), camera, iterations, content, **loss_weights)
         )
     return plans
-
-
-def estimate_seconds(scene: Scene, plans: list[FramePlan], gpu: bool = False) -> float:
-    """Rough compute time from the iteration count and frame size: on the reference CPU, or on one
-    H100 (`gpu`)."""
-    pixels = scene.output.width * scene.output.height
-
-    # A shot's first frame goes coarse to fine: about three scales' worth of work.
-    def optimised(p: FramePlan) -> bool:  # with a cadence, only keyframes are
-        shot = scene.shots[p.shot]
-        return is_key(p.local, shot.length, shot.frames.cadence)
-
-    steps = sum(p.iterations * (12 if p.local == 0 else 1) for p in plans if optimised(p))
-    if scene.patches is not None:  # every round covers the frame once, at full resolution at most
-        steps = len(plans) * scene.patches.rounds * scene.patches.steps
-    if gpu:
-        return steps * max(GPU_SECONDS_PER_STEP_AT_LEAST, pixels * GPU_SECONDS_PER_PIXEL_STEP)
-    return steps * pixels * CPU_SECONDS_PER_PIXEL_STEP

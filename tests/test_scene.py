@@ -148,19 +148,33 @@ def test_bundled_scenes_are_valid():
         assert plan_scene(load_scene(path))
 
 
-def test_estimates_follow_the_frame_size_and_the_gpu_waits_on_launches_below_512(tmp_path):
-    from render.plan import estimate_seconds
+def test_estimates_price_each_optimised_step_at_its_canvas(tmp_path):
+    from render.calibrate import estimate_seconds, h100_step
 
-    def estimates(width: int, height: int) -> tuple[float, float]:
-        text = GOOD.replace("width = 48", f"width = {width}").replace("height = 32", f"height = {height}")
-        scene = load_scene(write(tmp_path, text, f"{width}.toml"))
-        plans = plan_scene(scene)
-        return estimate_seconds(scene, plans), estimate_seconds(scene, plans, gpu=True)
+    def estimate(text: str, step) -> float:
+        scene = load_scene(write(tmp_path, text))
+        return estimate_seconds(scene, plan_scene(scene), step)
 
-    (cpu_small, gpu_small), (cpu_big, gpu_big) = estimates(48, 32), estimates(4800, 3200)
-    assert cpu_big == pytest.approx(cpu_small * 10_000)  # the CPU's time follows the pixels
-    assert gpu_small > cpu_small  # 48x32 on a GPU: launch-bound, so slower than its pixels say
-    assert 40 < cpu_big / gpu_big < 60  # at 15 MP, the measured rates' ratio
+    steps = sum(p.iterations for p in plan_scene(load_scene(write(tmp_path, GOOD))))
+    one = estimate(GOOD, lambda pixels: 1.0)  # a second a step, whatever the size: the steps counted
+    assert one == steps  # at 48x32 frame 0 has one scale and every frame is a keyframe
+    per_pixel = estimate(GOOD, lambda pixels: pixels / (48 * 32))
+    assert per_pixel == one  # every canvas here is the frame itself
+    # 10,000 times the pixels: more than 10,000 times the time (frame 0's coarser scales, the margins
+    # of the tiles above 512 px)
+    bigger = GOOD.replace("width = 48", "width = 4800").replace("height = 32", "height = 3200")
+    linear = lambda pixels: 1e-6 * pixels  # noqa: E731
+    assert estimate(bigger, linear) > 10_000 * estimate(GOOD, linear)
+    assert estimate(GOOD, h100_step) == pytest.approx(one * 0.0073)  # 48x32 on a GPU: launch-bound
+
+
+def test_a_step_is_measured_on_this_machine(tiny):
+    from engine.stylize import Precision
+    from render.calibrate import seconds_per_step
+    from tests.conftest import smooth_image
+
+    seconds = seconds_per_step((32, 48), smooth_image(2), tiny, Precision.FP32)
+    assert 0 < seconds < 5 and tiny.calls >= 4  # a warm-up and three timed steps, each a network pass
 
 
 def test_schema_and_plan_commands(tmp_path):
@@ -173,7 +187,8 @@ def test_schema_and_plan_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
-    assert "min on a 2-core CPU" in lines[-1] and "min on one H100" in lines[-1]
+    assert "min of optimisation here" in lines[-1] and "s a step at 48x32" in lines[-1]
+    assert "min on one H100" in lines[-1]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
     result = subprocess.run(
         [sys.executable, "-m", "cluster.cli", "plan", str(bad)], capture_output=True, text=True
