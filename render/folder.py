@@ -17,7 +17,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 LOCK = ".stylereel.lock"
@@ -109,6 +109,22 @@ def stale_temporaries(folder: Path) -> list[Path]:
 
 def _is_temp(name: str, stem: str = r"[^/]+", suffix: str = r"\.[a-z0-9]+") -> bool:
     return re.fullmatch(_TEMP.format(stem=stem, suffix=suffix), name) is not None
+
+
+def check_output_file(
+    path: Path, suffixes: Iterable[str], what: str, error: type[ValueError] = ValueError
+) -> None:
+    """Raise `error` unless `path` names a file with one of `suffixes` (a `what`: image, video) in a
+    folder that exists; OSError unless that folder takes new files: all before any compute."""
+    suffixes = list(suffixes)
+    if path.suffix.lower() not in suffixes:
+        raise error(f"{path}: unknown {what} format; use one of {', '.join(suffixes)}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise error(f"{path}: folder {parent} does not exist")
+    if path.is_dir():
+        raise error(f"{path}: is a folder; name the {what} file to write")
+    check_writable(path)
 
 
 def check_writable(path: Path) -> None:

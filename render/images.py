@@ -15,7 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .atomic import atomic_path
-from .folder import check_writable
+from .folder import check_output_file
 
 BUILTIN_PREFIX = "builtin:"
 MAX_PIXELS = 16384 * 16384  # refuse anything larger than this before decoding it
@@ -143,14 +143,7 @@ def from_uint8(a: np.ndarray) -> Tensor:
 def check_output_path(path: Path) -> None:
     """Raise ImageError unless `path` names an image file of a known format; OSError unless its folder
     takes new files."""
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise ImageError(f"{path}: unknown image format; use one of {', '.join(SAVE_FORMATS)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ImageError(f"{path}: folder {parent} does not exist")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder; name the image file to write")
-    check_writable(path)  # an OSError naming the folder, before any compute
+    check_output_file(path, SAVE_FORMATS, "image", ImageError)
 
 
 def save_image(x: Tensor, path: Path) -> None:

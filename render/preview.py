@@ -24,7 +24,7 @@ from torch import Tensor
 from engine.stylize import Settings, noise_like, scales
 from engine.targets import resize
 
-from .folder import VIDEO_SUFFIXES, check_writable
+from .folder import VIDEO_SUFFIXES, check_output_file
 from .frames import Camerawork
 from .images import from_uint8, resolve, to_uint8
 from .inputs import Inputs, scene_inputs
@@ -150,7 +150,7 @@ def write_preview(
     size = preview_size(o.width, o.height, long_side)
     inputs = scene_inputs(scene)  # the scene first, as `render` checks it before its folder
     path = Path(path) if path is not None else default_path(scene)
-    _check_video_path(path)
+    check_output_file(path, VIDEO_SUFFIXES, "video")
     names = list(scene.styles)
     audio = resolve(o.audio, scene.base) if o.audio else None
     # Many small operations: torch's pool would spread each over the cores and spin between them,
@@ -167,16 +167,3 @@ def write_preview(
     finally:
         torch.set_num_threads(threads)
     return path
-
-
-def _check_video_path(path: Path) -> None:
-    """Raise ValueError unless `path` names a video file of a known container in a folder that exists;
-    OSError unless that folder takes new files."""
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f"{path}: unknown video format; use one of {', '.join(VIDEO_SUFFIXES)}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"{path}: folder {parent} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; name the video file to write")
-    check_writable(path)

@@ -9,6 +9,25 @@ from tests.tiny import TinyFeatures
 
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
+# A scene that renders in seconds (48x32, a slow zoom): TINY_SCENE.format(frames=N, iterations=K).
+TINY_SCENE = """
+seed = 5
+[output]
+width = 48
+height = 32
+fps = 12
+frames = {frames}
+[styles]
+ihc = "builtin:ihc"
+[start]
+content = "builtin:astronaut"
+iterations = 2
+[frames]
+iterations = {iterations}
+[camera]
+zoom = 1.04
+"""
+
 
 @pytest.fixture
 def tiny() -> TinyFeatures:

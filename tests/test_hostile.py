@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,24 +30,7 @@ from render.folder import LOCK, render_alive, render_lock
 from render.job import finish
 from render.scene import load_scene
 from render.store import FrameStore
-
-SCENE = """
-seed = 5
-[output]
-width = 48
-height = 32
-fps = 12
-frames = {frames}
-[styles]
-ihc = "builtin:ihc"
-[start]
-content = "builtin:astronaut"
-iterations = 2
-[frames]
-iterations = {iterations}
-[camera]
-zoom = 1.04
-"""
+from tests.conftest import TINY_SCENE
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -62,7 +46,7 @@ def run(*args: str) -> tuple[int, list[str], str]:
 @pytest.fixture
 def scene(tmp_path) -> Path:
     path = tmp_path / "s.toml"
-    path.write_text(SCENE.format(frames=3, iterations=2))
+    path.write_text(TINY_SCENE.format(frames=3, iterations=2))
     return path
 
 
@@ -274,20 +258,30 @@ def until(condition: Callable[[], bool], timeout: float = 240.0) -> bool:
 @pytest.mark.slow
 def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
     scene = tmp_path / "s.toml"
-    scene.write_text(SCENE.format(frames=6, iterations=12))
+    scene.write_text(TINY_SCENE.format(frames=6, iterations=12))
     out = tmp_path / "out"
     command = [sys.executable, "-m", "cluster.cli", "render", str(scene), "-o", str(out)]
-    render = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    render = subprocess.Popen(
+        [*command, "--serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    said: list[str] = []  # stderr's lines as they come
+    reader = threading.Thread(target=lambda: said.extend(render.stderr), daemon=True)
+    reader.start()
     try:
         assert until(lambda: FrameStore(out).path(0).exists() or render.poll() is not None), "no frame 0"
         code, _, stdout = run("status", out)
         assert code == 0 and "rendering" in stdout
+        page = next(line.split("live page: ")[1].strip() for line in said if "live page: " in line)
+        with urllib.request.urlopen(page + "state.json", timeout=30) as answer:
+            assert json.load(answer)["state"] == "rendering"  # render --serve: its live page
         code, err, _ = run("render", scene, "-o", out)  # a second terminal, same folder
         assert code == 2 and f"PID {render.pid}" in err[0]
         render.send_signal(signal.SIGTERM)
-        _, stderr = render.communicate(timeout=120)
+        render.wait(timeout=120)
+        reader.join(timeout=30)
     finally:
         render.kill()
+    stderr = "".join(said)
     assert render.returncode == 130, stderr
     (line,) = stderr.strip().splitlines()[-1:]
     assert line.startswith("stylereel: interrupted; ") and line.endswith("run the same command to resume")

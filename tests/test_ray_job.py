@@ -26,25 +26,10 @@ import yaml
 from packaging.requirements import Requirement
 
 from cluster.address import JOB_CONFIG, Cluster, cluster_to_join, runtime_env_for
+from tests.conftest import TINY_SCENE
 from tests.test_render import cli
 
-SCENE = """
-seed = 5
-[output]
-width = 48
-height = 32
-fps = 12
-frames = 3
-[styles]
-ihc = "builtin:ihc"
-[start]
-content = "builtin:astronaut"
-iterations = 2
-[frames]
-iterations = 2
-[camera]
-zoom = 1.04
-"""
+SCENE = TINY_SCENE.format(frames=3, iterations=2)
 BIN = Path(sys.executable).parent
 PACKAGES = ("engine", "render", "cluster")
 

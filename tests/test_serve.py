@@ -22,19 +22,9 @@ from render.folder import LOCK, PROGRESS, render_lock
 from render.scene import load_scene
 from render.store import FrameStore
 from render.video import VideoWriter
+from tests.conftest import TINY_SCENE
 
-SCENE = """
-seed = 5
-[output]
-width = 48
-height = 32
-fps = 12
-frames = 4
-[styles]
-ihc = "builtin:ihc"
-[start]
-content = "builtin:astronaut"
-"""
+SCENE = TINY_SCENE.format(frames=4, iterations=2)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WAIT_MS = 15_000  # for each thing the page should come to show
 
