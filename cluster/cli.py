@@ -423,7 +423,7 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
     """Print the per-frame plan and an estimate of the optimisation time, from a few steps measured on
     this machine as it is now."""
     with _user_errors():
-        from render.calibrate import estimate_seconds, h100_step, measured_step
+        from render.calibrate import H100, estimate_seconds, measured_rate
         from render.network import auto_precision, load_network, resolve_device
         from render.plan import plan_scene
         from render.scene import load_scene
@@ -440,9 +440,9 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
-        step, how = measured_step(loaded, load_network(device=device), auto_precision(device), device)
-        minutes = estimate_seconds(loaded, plans, step) / 60
-        gpu = estimate_seconds(loaded, plans, h100_step) / 60
+        rate, how = measured_rate(loaded, load_network(device=device), auto_precision(device), device)
+        minutes = estimate_seconds(loaded, plans, rate) / 60
+        gpu = estimate_seconds(loaded, plans, H100()) / 60
         typer.echo(
             f"about {minutes:.1f} min of optimisation here, one worker (measured now: {how}); "
             f"about {gpu:.1f} min on one H100"

@@ -1,17 +1,20 @@
-"""What a scene's frames cost on this machine: a few real optimiser steps, timed, then the scene's steps.
+"""What a scene's frames cost on this machine: one real job, timed, then the scene's jobs priced from it.
 
 `plan` used to multiply the scene's steps by a constant measured once on one 2-core machine; the
 same machine then ran 2x faster or 6x slower from day to day (other work on its cores). Here the
-engine itself runs a few steps at the scene's frame size, on this machine as it is now, with the
-precision and threads a render would use, and every optimised frame's steps are priced from them:
-a shot's first frame over its scales (a step costs in proportion to the pixels), later keyframes at
+engine itself runs one job of a few steps at the scene's frame size, on this machine as it is now,
+with the precision and threads a render would use, and every optimised frame is priced from it: a
+shot's first frame over its scales (a step costs in proportion to the pixels), later keyframes at
 full size, tiles at their own size with their margins.
 """
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 
@@ -24,7 +27,7 @@ from .plan import FramePlan
 from .scene import Scene
 from .tiles import grid
 
-STEPS = 3  # timed, after one that warms the caches up
+STEPS = 8  # timed in one job: its steps' median, and what the job costs besides them
 MEASURE_SIDE = 256  # the long side measured at most: a step's cost follows the pixels above it
 # One H100, float32 (BENCHMARKS.md, 2026-11-25): tile jobs of a 1080p frame took 0.705 s per megapixel
 # and 10 iterations, set-up included; below 512x512 a step costs about 7.3 ms whatever the size (the
@@ -33,52 +36,76 @@ H100_SECONDS_PER_PIXEL_STEP = 0.705 / 10 / 1e6
 H100_SECONDS_PER_STEP_AT_LEAST = 0.0073
 
 
-def h100_step(pixels: int) -> float:
-    return max(H100_SECONDS_PER_STEP_AT_LEAST, pixels * H100_SECONDS_PER_PIXEL_STEP)
+class Pricing(Protocol):
+    job: float  # seconds a job costs besides its steps
+
+    def steps(self, n: int, pixels: int) -> float:
+        """Seconds of `n` steps on a canvas of `pixels`."""
+        ...
 
 
-def measured_step(
-    scene: Scene, features: Features, precision: Precision, device: str = "cpu"
-) -> tuple[Callable[[int], float], str]:
-    """This machine's step time for `scene`, as a function of the canvas's pixels, and how it was
-    measured: `STEPS` steps at the size its jobs run at (the frame, or a tile), at most `MEASURE_SIDE`
-    on the long side, scaled by pixels beyond it."""
-    o = scene.output
-    h, w = min(o.height, o.tile), min(o.width, o.tile)
-    scale = min(1.0, MEASURE_SIDE / max(h, w))
-    size = (max(16, round(h * scale)), max(16, round(w * scale)))
-    style = resize_long_side(load_image(next(iter(scene.styles.values())), scene.base), max(size))
-    seconds = seconds_per_step(size, style, features, precision, device)
-    per_pixel = seconds / (size[0] * size[1])
-    threads = torch.get_num_threads()
-    where = device if device != "cpu" else f"{threads} threads"
-    how = f"{seconds:.3g} s a step at {size[1]}x{size[0]} in {precision.value}, {where}"
-    return (lambda pixels: per_pixel * pixels), how
+@dataclass(frozen=True)
+class Rate:
+    """This machine: `job` seconds a job costs whatever its steps (its targets, the first step's
+    allocations), and `step` seconds a step on a canvas of `pixels`."""
+
+    job: float
+    step: float
+    pixels: int
+
+    def steps(self, n: int, pixels: int) -> float:
+        return n * self.step * pixels / self.pixels  # a step's work follows the pixels
 
 
-def seconds_per_step(
+class H100:
+    job = 0.0  # inside the 0.705 s per megapixel above
+
+    def steps(self, n: int, pixels: int) -> float:
+        return n * max(H100_SECONDS_PER_STEP_AT_LEAST, pixels * H100_SECONDS_PER_PIXEL_STEP)
+
+
+def measure(
     size: tuple[int, int],
     style: torch.Tensor,
     features: Features,
     precision: Precision,
     device: str = "cpu",
     steps: int = STEPS,
-) -> float:
-    """Seconds one L-BFGS step takes at (H, W) = `size` on this machine: the mean of `steps`."""
+) -> Rate:
+    """One job of `steps` L-BFGS steps at (H, W) = `size`, as a worker runs a frame's job once it has
+    run one (its style statistics cached, its kernels built): the median of its steps (robust to
+    the machine's hiccups) and the rest of its time."""
     content = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    style = style.to(device)
-    settings = Settings(iterations=steps + 1, min_size=max(size), precision=precision)
+    bank = StyleBank([style.to(device)])
+    settings = Settings(iterations=steps, min_size=max(size), precision=precision)
+    stylize(content, StyleTargets(bank), replace(settings, iterations=2), features=features, init=content)
     ticks: list[float] = []
-    with torch.no_grad():
-        targets = StyleTargets(StyleBank([style]))
-    stylize(content, targets, settings, features=features, init=content, callback=lambda p: ticks.append(
-        time.perf_counter()))  # fmt: skip
-    return (ticks[-1] - ticks[0]) / steps
+    began = time.perf_counter()
+    stylize(content, StyleTargets(bank), settings, features=features, init=content,
+            callback=lambda p: ticks.append(time.perf_counter()))  # fmt: skip
+    total = time.perf_counter() - began
+    step = statistics.median(b - a for a, b in itertools.pairwise(ticks))
+    return Rate(max(0.0, total - steps * step), step, size[0] * size[1])
 
 
-def estimate_seconds(scene: Scene, plans: list[FramePlan], step: Callable[[int], float]) -> float:
-    """Optimisation time of every frame `plans` lists, one worker, from `step(pixels)`: the seconds of
-    one step on a canvas of that many pixels."""
+def measured_rate(
+    scene: Scene, features: Features, precision: Precision, device: str = "cpu"
+) -> tuple[Rate, str]:
+    """This machine's rate for `scene`, and how it was measured: one job at the size its jobs run at
+    (the frame, or a tile), at most `MEASURE_SIDE` on the long side."""
+    o = scene.output
+    h, w = min(o.height, o.tile), min(o.width, o.tile)
+    scale = min(1.0, MEASURE_SIDE / max(h, w))
+    size = (max(16, round(h * scale)), max(16, round(w * scale)))
+    style = resize_long_side(load_image(next(iter(scene.styles.values())), scene.base), max(size))
+    rate = measure(size, style, features, precision, device)
+    where = device if device != "cpu" else f"{torch.get_num_threads()} threads"
+    how = f"{rate.step:.3g} s a step + {rate.job:.2g} s a job at {size[1]}x{size[0]}"
+    return rate, f"{how}, {precision.value}, {where}"
+
+
+def estimate_seconds(scene: Scene, plans: list[FramePlan], pricing: Pricing) -> float:
+    """Optimisation time of every frame `plans` lists, one worker, at `pricing`."""
     h, w = scene.output.height, scene.output.width
     o = scene.output
     total = 0.0
@@ -86,17 +113,18 @@ def estimate_seconds(scene: Scene, plans: list[FramePlan], step: Callable[[int],
         shot = scene.shots[p.shot]
         if not is_key(p.local, shot.length, shot.frames.cadence):
             continue  # a tween is warped, not optimised
+        total += pricing.job
         if scene.patches is not None:
-            total += scene.patches.rounds * scene.patches.steps * step(scene.patches.size**2)
+            total += pricing.steps(scene.patches.rounds * scene.patches.steps, scene.patches.size**2)
             continue
         sizes = scales((h, w), Settings().min_size, Settings().scale_step) if p.local == 0 else [(h, w)]
         for (sh, sw), n in zip(sizes, schedule(p.iterations, len(sizes)), strict=True):
-            total += n * _canvas_seconds(sh, sw, o.tile, o.tile_overlap, step)
+            total += _canvas_seconds(sh, sw, o.tile, o.tile_overlap, n, pricing)
     return total
 
 
-def _canvas_seconds(h: int, w: int, tile: int, overlap: int, step: Callable[[int], float]) -> float:
-    """One step over an (h, w) canvas: whole, or its tiles (their margins included) above `tile`."""
+def _canvas_seconds(h: int, w: int, tile: int, overlap: int, n: int, pricing: Pricing) -> float:
+    """`n` steps over an (h, w) canvas: whole, or its tiles (their margins included) above `tile`."""
     if max(h, w) <= tile:
-        return step(h * w)
-    return sum(step((t.y1 - t.y0) * (t.x1 - t.x0)) for t in grid(h, w, tile, overlap))
+        return pricing.steps(n, h * w)
+    return sum(pricing.steps(n, (t.y1 - t.y0) * (t.x1 - t.x0)) for t in grid(h, w, tile, overlap))

@@ -148,33 +148,35 @@ def test_bundled_scenes_are_valid():
         assert plan_scene(load_scene(path))
 
 
-def test_estimates_price_each_optimised_step_at_its_canvas(tmp_path):
-    from render.calibrate import estimate_seconds, h100_step
+def test_estimates_price_each_job_and_step_at_its_canvas(tmp_path):
+    from render.calibrate import H100, Rate, estimate_seconds
 
-    def estimate(text: str, step) -> float:
+    def estimate(text: str, pricing) -> float:
         scene = load_scene(write(tmp_path, text))
-        return estimate_seconds(scene, plan_scene(scene), step)
+        return estimate_seconds(scene, plan_scene(scene), pricing)
 
-    steps = sum(p.iterations for p in plan_scene(load_scene(write(tmp_path, GOOD))))
-    one = estimate(GOOD, lambda pixels: 1.0)  # a second a step, whatever the size: the steps counted
-    assert one == steps  # at 48x32 frame 0 has one scale and every frame is a keyframe
-    per_pixel = estimate(GOOD, lambda pixels: pixels / (48 * 32))
-    assert per_pixel == one  # every canvas here is the frame itself
-    # 10,000 times the pixels: more than 10,000 times the time (frame 0's coarser scales, the margins
-    # of the tiles above 512 px)
+    plans = plan_scene(load_scene(write(tmp_path, GOOD)))
+    frame = 48 * 32
+    # At 48x32 frame 0 has one scale and every frame is a keyframe: the jobs and the steps, counted.
+    assert estimate(GOOD, Rate(job=0.0, step=1.0, pixels=frame)) == sum(p.iterations for p in plans)
+    assert estimate(GOOD, Rate(job=1.0, step=0.0, pixels=frame)) == len(plans)
+    # 10,000 times the pixels: more than 10,000 times the steps' time (frame 0's coarser scales, the
+    # margins of the tiles above 512 px)
     bigger = GOOD.replace("width = 48", "width = 4800").replace("height = 32", "height = 3200")
-    linear = lambda pixels: 1e-6 * pixels  # noqa: E731
-    assert estimate(bigger, linear) > 10_000 * estimate(GOOD, linear)
-    assert estimate(GOOD, h100_step) == pytest.approx(one * 0.0073)  # 48x32 on a GPU: launch-bound
+    rate = Rate(job=0.0, step=1.0, pixels=frame)
+    assert estimate(bigger, rate) > 10_000 * estimate(GOOD, rate)
+    # 48x32 on a GPU: launch-bound, a step costs what a 512x512 one does
+    assert estimate(GOOD, H100()) == pytest.approx(sum(p.iterations for p in plans) * 0.0073)
 
 
-def test_a_step_is_measured_on_this_machine(tiny):
+def test_a_job_is_measured_on_this_machine(tiny):
     from engine.stylize import Precision
-    from render.calibrate import seconds_per_step
+    from render.calibrate import measure
     from tests.conftest import smooth_image
 
-    seconds = seconds_per_step((32, 48), smooth_image(2), tiny, Precision.FP32)
-    assert 0 < seconds < 5 and tiny.calls >= 4  # a warm-up and three timed steps, each a network pass
+    rate = measure((32, 48), smooth_image(2), tiny, Precision.FP32)
+    assert rate.step > 0 and rate.job >= 0 and rate.pixels == 32 * 48
+    assert tiny.calls >= 2 + 8  # a warm-up job, then the timed one: a network pass a step at least
 
 
 def test_schema_and_plan_commands(tmp_path):
@@ -187,7 +189,7 @@ def test_schema_and_plan_commands(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
-    assert "min of optimisation here" in lines[-1] and "s a step at 48x32" in lines[-1]
+    assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]
     assert "min on one H100" in lines[-1]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
     result = subprocess.run(
