@@ -50,6 +50,24 @@ strip.save(sys.argv[2], quality=85)
 PY
 done
 
+# The animatic of the zoom scene: frames 0, 12, 24 and 36 of its preview, 4 px apart.
+stylereel preview scenes/zoom.toml -o "$tmp/zoom.preview.mp4"
+python - "$tmp/zoom.preview.mp4" "$out/preview_strip.jpg" <<'PY'
+import sys
+import av
+from PIL import Image
+with av.open(sys.argv[1]) as video:
+    frames = [f.to_image() for i, f in enumerate(video.decode(video=0)) if i in (0, 12, 24, 36)]
+w, h = frames[0].size
+strip = Image.new("RGB", (4 * w + 12, h), "white")
+for i, frame in enumerate(frames):
+    strip.paste(frame, (i * (w + 4), 0))
+strip.resize((900, round(h * 900 / strip.width)), Image.LANCZOS).save(sys.argv[2], quality=85)
+PY
+
+# The live page, on the drift render above replayed as live at frame 39.
+python docs/serve_shot.py scenes/drift.render "$out/serve.jpg" 39
+
 # Large pictures: localized style (texture from a photo, with and without) and a patch still.
 stylereel still --mode texture -s builtin:astronaut -o "$out/texture_global.jpg" --size 320 \
   --patches --patch-size 80 --patch-rounds 6
