@@ -440,7 +440,7 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
-        rate, how = measured_rate(loaded, load_network(device=device), auto_precision(device), device)
+        rate, how = measured_rate(loaded, plans, load_network(device=device), auto_precision(device), device)
         minutes = estimate_seconds(loaded, plans, rate) / 60
         gpu = estimate_seconds(loaded, plans, H100()) / 60
         typer.echo(

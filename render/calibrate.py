@@ -23,7 +23,7 @@ from engine.targets import Features, StyleBank, StyleTargets, resize_long_side
 
 from .cadence import is_key
 from .images import load_image
-from .plan import FramePlan
+from .plan import FRAME_KEYS, FramePlan
 from .scene import Scene
 from .tiles import grid
 
@@ -68,37 +68,50 @@ def measure(
     size: tuple[int, int],
     style: torch.Tensor,
     features: Features,
-    precision: Precision,
+    settings: Settings,
     device: str = "cpu",
     steps: int = STEPS,
 ) -> Rate:
-    """One job of `steps` L-BFGS steps at (H, W) = `size`, as a worker runs a frame's job once it has
-    run one (its style statistics cached, its kernels built): the median of its steps (robust to
-    the machine's hiccups) and the rest of its time."""
+    """Jobs of `steps` L-BFGS steps at (H, W) = `size` under `settings` (a later frame's: its loss
+    weights, the temporal term), as a worker runs them once it has run one (style statistics cached,
+    kernels built): the median of their steps (robust to the machine's hiccups) and the rest."""
     content = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+    temporal = (content, torch.ones(1, 1, *size, device=device))  # the warped previous frame, all valid
     bank = StyleBank([style.to(device)])
-    settings = Settings(iterations=steps, min_size=max(size), precision=precision)
-    stylize(content, StyleTargets(bank), replace(settings, iterations=2), features=features, init=content)
-    ticks: list[float] = []
-    began = time.perf_counter()
-    stylize(content, StyleTargets(bank), settings, features=features, init=content,
-            callback=lambda p: ticks.append(time.perf_counter()))  # fmt: skip
-    total = time.perf_counter() - began
-    step = statistics.median(b - a for a, b in itertools.pairwise(ticks))
-    return Rate(max(0.0, total - steps * step), step, size[0] * size[1])
+    settings = replace(settings, iterations=steps, min_size=max(size))
+
+    def job(n: int, ticks: list[float]) -> None:
+        def tick(progress: object) -> None:
+            ticks.append(time.perf_counter())
+
+        stylize(content, StyleTargets(bank), replace(settings, iterations=n), features=features,
+                init=content, temporal=temporal, callback=tick)  # fmt: skip
+
+    job(2, [])  # warm-up
+    jobs, intervals = [], []
+    for _ in range(2):
+        ticks: list[float] = []
+        began = time.perf_counter()
+        job(steps, ticks)
+        jobs.append(time.perf_counter() - began)
+        intervals += [b - a for a, b in itertools.pairwise(ticks)]
+    step = statistics.median(intervals)
+    return Rate(max(0.0, statistics.median(jobs) - steps * step), step, size[0] * size[1])
 
 
 def measured_rate(
-    scene: Scene, features: Features, precision: Precision, device: str = "cpu"
+    scene: Scene, plans: list[FramePlan], features: Features, precision: Precision, device: str = "cpu"
 ) -> tuple[Rate, str]:
-    """This machine's rate for `scene`, and how it was measured: one job at the size its jobs run at
-    (the frame, or a tile), at most `MEASURE_SIDE` on the long side."""
+    """This machine's rate for `scene`, and how it was measured: jobs with a later frame's settings at
+    the size its jobs run at (the frame, or a tile), at most `MEASURE_SIDE` on the long side."""
     o = scene.output
     h, w = min(o.height, o.tile), min(o.width, o.tile)
     scale = min(1.0, MEASURE_SIDE / max(h, w))
     size = (max(16, round(h * scale)), max(16, round(w * scale)))
     style = resize_long_side(load_image(next(iter(scene.styles.values())), scene.base), max(size))
-    rate = measure(size, style, features, precision, device)
+    later = plans[1] if len(plans) > 1 else plans[0]
+    weights = {k: getattr(later, k) for k in FRAME_KEYS[1:]}
+    rate = measure(size, style, features, replace(Settings(precision=precision), **weights), device)
     where = device if device != "cpu" else f"{torch.get_num_threads()} threads"
     how = f"{rate.step:.3g} s a step + {rate.job:.2g} s a job at {size[1]}x{size[0]}"
     return rate, f"{how}, {precision.value}, {where}"
