@@ -20,6 +20,7 @@ install: $(BIN)/stylereel
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The live page's tests drive Debian's Chromium through Playwright, which downloads no browser of its own.
 browser:

@@ -36,12 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cluster.collective import Member  # noqa: E402
-from cluster.scheduler import render_scene  # noqa: E402
+from cluster.scheduler import init_ray, ray_pool, render_scene  # noqa: E402
+from cluster.worker import FrameWorker, fetched  # noqa: E402
 from engine.joint import shared_cells  # noqa: E402
+from render.canvas import Inputs  # noqa: E402
 from render.coherence import ColourMap, lab_stats  # noqa: E402
-from render.frames import Camerawork, WarpedFrame  # noqa: E402
+from render.frames import ShotCamera  # noqa: E402
 from render.images import from_uint8, to_uint8  # noqa: E402
-from render.job import Job, made_here, region_of  # noqa: E402
+from render.job import Job  # noqa: E402
 from render.joint import TileRound  # noqa: E402
 from render.plan import plan_scene  # noqa: E402
 from render.scene import load_scene  # noqa: E402
@@ -88,9 +90,8 @@ class SleepWorker:
         job: TileRound,
         rank: int,
         ranks: int,
-        group,
-        start,
-        content,  # noqa: ANN001
+        group,  # noqa: ANN001
+        inputs: Inputs,
     ) -> tuple[dict[int, np.ndarray], dict]:
         """A share of a tiled round: per evaluation, the network's time for the share as a sleep, then
         the round's real collectives at their real sizes (VGG-19's sums, the shared pixels' gradients,
@@ -110,28 +111,20 @@ class SleepWorker:
                 reduce(buffer)
                 sent += buffer.numel() * buffer.element_size()
             waited += time.perf_counter() - t
-        pixels = {}
-        for i in held:
-            tile = job.tiles[i]
-            if isinstance(start, WarpedFrame):  # the worker warps its own tiles, as FrameWorker does
-                image = made_here(start.at((tile.y0, tile.x0, tile.y1, tile.x1)), content)[0]
-            else:
-                image = region_of(start, tile)
-            pixels[i] = to_uint8(image[:, :3])
+        inputs = fetched(inputs)  # as FrameWorker does: a later frame's tiles are warped here
+        pixels = {i: to_uint8(inputs.at(job.tiles[i]).init) for i in held}
         steps = job.settings.iterations
         record = {"seconds": time.perf_counter() - began, "steps": steps, "planned": steps, "loss": 1.0,
                   "first_loss": 2.0, "tiles": len(held), "collective_bytes": sent,
                   "collective_seconds": waited}  # fmt: skip
         return pixels, record | {"worker": self.name}
 
-    def render(
-        self, job: Job, start: np.ndarray | None, content: np.ndarray | None
-    ) -> tuple[np.ndarray, dict]:
+    def render(self, job: Job, inputs: Inputs) -> tuple[np.ndarray, dict]:
         h, w = job.size
         seconds = self.seconds_per_megapixel * (h * w) / 1e6 * job.settings.iterations / 10
         time.sleep(seconds)
-        start, _, _ = made_here(start, content)  # as in FrameWorker
-        image = region_of(start, job.region)[:, :3] if start is not None else torch.full((1, 3, h, w), 0.5)
+        init = fetched(inputs).at(job.region).init  # as in FrameWorker
+        image = init if init is not None else torch.full((1, 3, h, w), 0.5)
         steps = job.settings.iterations
         record = {"seconds": seconds, "steps": steps, "planned": steps, "first_loss": 2.0, "loss": 1.0}
         return to_uint8(image), record | {"worker": self.name}
@@ -186,18 +179,18 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
     plans = plan_scene(scene)
     size = (1080, 1920)
     frame = FrameStore(outdir).read(1)
-    camera = Camerawork(size, None, "reflection")
+    camera = ShotCamera(size, None, "reflection")
     t = time.perf_counter()
     inputs = camera.advance(plans[1], from_uint8(frame))
     warp = time.perf_counter() - t
     o = scene.output
     work = FrameWork(2, size, plan_settings(), inputs.init, inputs.content, (1.0,), 1, o.tile, o.tile_overlap)
     t = time.perf_counter()
-    jobs, start, content = work.jobs(0, None)
-    puts = [to_uint8(c) for c in (start, content) if c is not None]  # what goes to the object store
+    batch = work.jobs(0, None)  # its canvases as they go to the object store
+    canvases = batch.inputs
     cut = time.perf_counter() - t
-    [job] = jobs  # the round: every tile, one job shared by the workers
-    results = [(tile, to_uint8(tile.crop(start)[:, :3])) for tile in job.tiles]  # RGB, no mask
+    [job] = batch.jobs  # the round: every tile, one job shared by the workers
+    results = [(tile, to_uint8(canvases.at(tile).init)) for tile in job.tiles]  # RGB, no mask
     t = time.perf_counter()
     blender = Blender(*size, o.tile_overlap)
     for tile, result in results:
@@ -224,7 +217,9 @@ def driver_overhead(scene_path: Path, outdir: Path) -> dict:
         # quantises its canvases; a later frame's tiles are warped by their workers.
         "warp_whole_frame_s": round(warp, 4),
         "cut_tiles_and_quantise_s": round(cut, 4),
-        "canvas_bytes_per_round": sum(p.nbytes for p in puts),
+        "canvas_bytes_per_round": sum(
+            {id(p): p.nbytes for p in (canvases.start, canvases.content) if p is not None}.values()
+        ),
         # Every frame: its tiles blended once all are back, its colour statistics (and the frame into
         # the object store for the next frame's workers, not timed here).
         "blend_tiles_s": round(blend, 4),
@@ -243,7 +238,9 @@ def plan_settings():
     return Settings(iterations=10, min_size=1920)
 
 
-def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dict[int, dict]:
+def render_each(
+    scene_path: Path, counts: list[int], tmp: Path, address: str | None = None, device: str = "cpu"
+) -> dict[int, dict]:
     """Render the scene afresh with each worker count; steady seconds per frame and wall time."""
     scene = load_scene(scene_path)
     results = {}
@@ -251,7 +248,9 @@ def render_each(scene_path: Path, counts: list[int], tmp: Path, **render) -> dic
         out = tmp / f"w{n}.render"
         start, sampler = time.perf_counter(), BusySampler()
         sampler.start()
-        render_scene(scene, out, workers=n, **render)
+        init_ray(address)
+        worker = FrameWorker if device == "cuda" else SleepWorker  # real jobs on a GPU; here, stand-ins
+        render_scene(scene, out, address=address, device=device, pool=ray_pool(None, device, n, worker))
         wall = time.perf_counter() - start
         sampler.stop.set()
         sampler.join()
@@ -324,7 +323,7 @@ def main() -> None:
         for _ in range(max(counts)):
             cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        results = render_each(scene_path, counts, Path(tmp), address=cluster.address, actor_class=SleepWorker)
+        results = render_each(scene_path, counts, Path(tmp), cluster.address)
         overhead = driver_overhead(scene_path, Path(tmp) / f"w{counts[0]}.render")
         cluster.shutdown()
     base = results[counts[0]]["seconds_per_frame"] * counts[0]

@@ -143,7 +143,9 @@ def _render_with_stand_ins(scene: Path) -> None:
     bench = importlib.util.module_from_spec(spec)  # not `import cluster`: that is the project's package
     spec.loader.exec_module(bench)
     bench.SleepWorker.seconds_per_megapixel = 0.05
-    bench.render_scene(bench.load_scene(scene), scene.with_suffix(".render"), actor_class=bench.SleepWorker)
+    bench.init_ray(None)
+    pool = bench.ray_pool(None, "cpu", None, bench.SleepWorker)
+    bench.render_scene(bench.load_scene(scene), scene.with_suffix(".render"), pool=pool)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ def memory_at(tmp: Path, workers: int, side: int) -> dict:
 
     from engine.stylize import Settings
     from render.images import builtin_images
-    from render.patches import Patches, PatchWork
+    from render.patches import PatchWork
+    from render.scene import Patches
 
     patch, rounds, steps, seed = 512, 3, 2, 0
     content = tmp / f"rocket{side}.png"

@@ -18,11 +18,15 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from render.text import escaped
+
+if TYPE_CHECKING:
+    from render.manifest import Manifest
+    from render.render_folder import Progress, RenderFolder
 
 app = typer.Typer(
     name="stylereel",
@@ -194,7 +198,7 @@ def still(
 ) -> None:
     """Stylise one image."""
     with _user_errors():
-        from render.patches import Patches
+        from render.scene import Patches
         from render.still import Mode, StillJob, render_still
 
         overrides = {
@@ -248,7 +252,7 @@ def still(
         from .progress import progress_bar
 
         with progress_bar("still") as update:
-            render_still(job, update, farm)
+            render_still(job, update, farm=farm)
         typer.echo(str(output))
 
 
@@ -298,13 +302,15 @@ def metrics(
     with _user_errors():
         from render import metrics as m
         from render.atomic import write_text
+        from render.render_folder import RenderFolder
 
         if target.is_dir():
-            if not (target / "manifest.json").is_file():
+            folder = RenderFolder(target)
+            manifest = folder.load_manifest()
+            if manifest is None:
                 raise ValueError(f"{target}: not a render folder (no manifest.json)")
-            scene = json.loads((target / "manifest.json").read_text()).get("scene", {})
-            known = not any(key.endswith("start.video") and value for key, value in scene.items())
-            frames, default_plot = m.rendered_frames(target), target / "metrics.png"
+            known, default_plot = manifest.known_motion, folder.metrics_path
+            frames = m.rendered_frames(target)
         elif target.is_file():
             frames, known, default_plot = (
                 m.video_frames(target),
@@ -421,12 +427,14 @@ def preview(
 @app.command()
 def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> None:
     """Print the per-frame plan and an estimate of the optimisation time, from a few steps measured on
-    this machine as it is now."""
+    this machine as it is now, in a Ray worker as a render runs them."""
     with _user_errors():
-        from render.calibrate import H100, estimate_seconds, measured_rate
-        from render.network import auto_precision, load_network, resolve_device
+        from render.calibrate import H100, estimate_seconds
+        from render.network import resolve_device
         from render.plan import plan_scene
         from render.scene import load_scene
+
+        from .calibration import measure_on_a_worker
 
         loaded = load_scene(scene)
         plans = plan_scene(loaded)
@@ -440,7 +448,7 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
-        rate, how = measured_rate(loaded, plans, load_network(device=device), auto_precision(device), device)
+        rate, how = measure_on_a_worker(loaded, plans, device)
         minutes = estimate_seconds(loaded, plans, rate) / 60
         gpu = estimate_seconds(loaded, plans, H100()) / 60
         typer.echo(
@@ -453,26 +461,19 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
 def status(outdir: Annotated[Path, typer.Argument(help="Output folder of a render.")]) -> None:
     """Print frames done, time per frame, time left; while rendering, each worker and frame in flight."""
     with _user_errors():
-        from render.folder import PROGRESS, render_alive
-        from render.store import FrameStore
+        from render.render_folder import RenderFolder
 
-        from .manifest import Manifest
-        from .outdir import complete_frames, pace
-
-        manifest = _manifest(outdir, Manifest)
-        size = (manifest.scene["output.height"], manifest.scene["output.width"])
-        done = complete_frames(FrameStore(outdir), manifest, size)
-        per_frame = pace([manifest.frames[t] for t in sorted(done)])
+        folder = RenderFolder(outdir)
+        manifest = _manifest(folder)
+        done = folder.complete_frames(manifest)
+        per_frame = manifest.pace(done)
         left = manifest.frame_count - len(done)
         eta = f"{left * per_frame / 60:.1f} min" if per_frame is not None else "unknown"
         speed = f"{per_frame:.2f} s/frame" if per_frame is not None else "no frames yet"
         typer.echo(f"{len(done)}/{manifest.frame_count} frames done; {speed}; {left} left, ETA {eta}")
-        try:
-            data = json.loads((outdir / PROGRESS).read_text())
-        except (OSError, ValueError):
-            data = None
-        if render_alive(outdir, data.get("time") if isinstance(data, dict) else None):
-            _show_progress(data)
+        progress = folder.read_progress()
+        if folder.alive(progress):
+            _show_progress(progress)
         elif left:
             typer.echo("not rendering: run `stylereel render` on the scene again to resume")
         for t in sorted(done):
@@ -491,10 +492,11 @@ def encode(
 ) -> None:
     """Encode the video again from the frames on disk (after an interrupted render, say)."""
     with _user_errors():
-        from .encode import encode_frames
-        from .manifest import Manifest
+        from render.render_folder import RenderFolder
 
-        manifest = _manifest(outdir, Manifest)
+        from .encode import encode_frames
+
+        manifest = _manifest(RenderFolder(outdir))
         video, count = encode_frames(outdir, manifest, force=force)
         typer.echo(f"{video} ({count} frames)")
 
@@ -538,37 +540,33 @@ def schema() -> None:
     typer.echo(json.dumps(json_schema(), indent=2))
 
 
-def _show_progress(data: object) -> None:
+def _show_progress(progress: Progress | None) -> None:
     """The live part of `status`: frames in flight and each worker, from the render's progress file."""
-    try:
-        typer.echo(f"rendering: frames in flight {', '.join(data['active']) or '-'} (frame round tiles)")
-        for w in data["workers"]:
-            rate = 60 * w["jobs"] / max(1e-9, data["time"] - w["since"])
-            job = w["current"]
-            doing = f"on frame {job[0]} r{job[1]} tile {job[2]}" if job else "idle"
-            state = "left out" if w["excluded"] else doing
-            jobs = f"{w['jobs']} jobs, {rate:.1f} jobs/min, {w['failures']} failures"
-            typer.echo(f"  {w['name']}: {jobs}, {state}")
-    except (KeyError, TypeError):
+    if progress is None:
         typer.echo("rendering (its progress file is being written)")
+        return
+    typer.echo(f"rendering: frames in flight {', '.join(progress.active) or '-'} (frame round tiles)")
+    for w in progress.workers:
+        jobs = f"{w.jobs} jobs, {w.per_minute(progress.time):.1f} jobs/min, {w.failures} failures"
+        typer.echo(f"  {w.name}: {jobs}, {w.state}")
 
 
 def _how_far(outdir: Path) -> str:
     """What an interrupted render leaves: how many frames, and how to go on."""
-    from .manifest import Manifest
+    from render.render_folder import RenderFolder
 
     try:
-        manifest = Manifest.load(outdir)
+        manifest = RenderFolder(outdir).load_manifest()
     except (ValueError, OSError):
         manifest = None
     done = f"{len(manifest.frames)} of {manifest.frame_count} frames are in {outdir}; " if manifest else ""
     return done + "run the same command to resume"
 
 
-def _manifest(outdir: Path, kind: type) -> object:
-    manifest = kind.load(outdir)
+def _manifest(folder: RenderFolder) -> Manifest:
+    manifest = folder.load_manifest()
     if manifest is None:
-        raise ValueError(f"{outdir}: no render here (no manifest.json)")
+        raise ValueError(f"{folder.path}: no render here (no manifest.json)")
     return manifest
 
 

@@ -6,29 +6,24 @@ from fractions import Fraction
 from pathlib import Path
 
 from render.folder import VIDEO_SUFFIXES, video_name_ok
-from render.store import FrameStore
+from render.manifest import Manifest
+from render.render_folder import RenderFolder, first_gap
 from render.video import DEFAULT_PRESET, VideoWriter, playable_frames
-
-from .manifest import NAME, Manifest
-from .outdir import complete_frames
 
 
 def encode_frames(outdir: Path, manifest: Manifest, *, force: bool = False) -> tuple[Path, int]:
     """Write the video from the complete prefix of frames; returns its path and frame count. A video
     already there with more frames is replaced only with `force`."""
+    folder = RenderFolder(outdir)
     s = manifest.scene
-    size = (s["output.height"], s["output.width"])
+    size = manifest.size
     if not video_name_ok(manifest.video):  # the manifest is the user's to edit; keep the video in its folder
         raise ValueError(
-            f"{outdir / NAME}: video: {manifest.video!r} is not a video file name inside the folder "
+            f"{folder.manifest_path}: video: {manifest.video!r} is not a video file name inside the folder "
             f"(a plain name ending in {', '.join(VIDEO_SUFFIXES)})"
         )
-    out = outdir / manifest.video
-    store = FrameStore(outdir)
-    done = complete_frames(store, manifest, size)
-    count = 0
-    while count in done:  # the frames up to the first gap, in order
-        count += 1
+    out = folder.video(manifest)
+    count = first_gap(folder.complete_frames(manifest))  # the frames up to the first gap, in order
     if count == 0:
         raise ValueError(f"{outdir}: no complete frames to encode yet")
     existing = playable_frames(out)
@@ -42,5 +37,5 @@ def encode_frames(outdir: Path, manifest: Manifest, *, force: bool = False) -> t
                      preset=s.get("output.preset", DEFAULT_PRESET),
                      audio=Path(audio) if audio else None) as video:  # fmt: skip
         for t in range(count):
-            video.write(store.read(t))
+            video.write(folder.frames.read(t))
     return out, count

@@ -21,24 +21,20 @@ from torch import Tensor
 
 from render.cadence import is_key, tweens
 from render.coherence import Coherence, ColourMap
-from render.frames import Camerawork, WarpedFrame
+from render.frames import ShotCamera, WarpedFrame, WarpedTiles
 from render.images import from_uint8, to_uint8
 from render.job import Job
 from render.joint import TileRound
-from render.patches import PatchWork
 from render.plan import FramePlan
-from render.tiled import FrameWork
 from render.tiles import Tile
-
-# Jobs ready to run, with the canvases (start, content) they crop from: tensors, or for a later frame
-# whose tiles warp their own starts, the WarpedFrame and the shot's camera.
-Batch = tuple[list[Job] | list[TileRound], Tensor | WarpedFrame | None, Any]
+from render.work import Batch, Work
+from render.work import finished as finished_pixels
 
 
 @dataclass
 class Frame:
     plan: FramePlan
-    work: FrameWork | PatchWork
+    work: Work
     matrices: tuple[Tensor, Tensor]  # (step from the previous frame, cumulative) camera warps
     round: int = 0
     tiles: dict[int, Tile] = field(default_factory=dict)  # the current round's regions, by job or tile
@@ -49,7 +45,7 @@ class Frame:
     # With a cadence: the plans of the frames since the previous keyframe, and each one's camera step
     # (this frame's own step last).
     between: list[FramePlan] = field(default_factory=list)
-    steps: list[Tensor] = field(default_factory=list)
+    camera_steps: list[Tensor] = field(default_factory=list)
     colour: ColourMap | None = None  # colour coherence's map for this frame
 
     @property
@@ -66,9 +62,10 @@ class Flight:
 
     def __init__(
         self,
+        *,
         plans: list[FramePlan],
-        camera: Camerawork,
-        make_work: Callable[[FramePlan, Tensor | None, Tensor | None], FrameWork | PatchWork],
+        camera: ShotCamera,
+        make_work: Callable[[FramePlan, Tensor | None, Tensor | None], Work],
         tile: int,
         next_index: int = 0,
         previous: np.ndarray | None = None,
@@ -86,9 +83,9 @@ class Flight:
         self.next = next_index  # index into plans of the next frame to open
         self.previous = previous  # uint8 pixels of the last finished frame
         self.frames: list[Frame] = []  # the frame in flight, if any
-        # What the tiles' workers get as the camera: the scheduler puts it in the object store once
-        # and sets the reference here.
-        self.shared_camera: Any = camera
+        # What the tiles' workers get as the camera (`ShotCamera.for_workers`): the scheduler shares it
+        # with the pool once (into Ray's object store) and sets the reference here.
+        self.camera_for_workers: Any = camera
 
     @property
     def done(self) -> bool:
@@ -116,11 +113,13 @@ class Flight:
             self.frames.append(frame)
             job = self._coloured(frame, [frame.work.tile_round(0)])[0]
             frame.tiles, frame.results = dict(enumerate(job.tiles)), {}
-            return [([job], WarpedFrame(plan, matrices, self.previous), self.shared_camera)]
+            return [
+                Batch([job], WarpedTiles(WarpedFrame(plan, matrices, self.previous), self.camera_for_workers))
+            ]
         previous = from_uint8(self.previous) if self.previous is not None else None
         inputs = self.camera.inputs(plan, matrices, previous)
         frame = Frame(plan, self.make_work(plan, inputs.init, inputs.content), matrices,
-                      between=between, steps=steps)  # fmt: skip
+                      between=between, camera_steps=steps)  # fmt: skip
         if inputs.mask is not None:
             frame.revealed.append(1 - float(inputs.mask.mean()))
         # With a cadence the frames between two keyframes are made after the second: the colour
@@ -135,20 +134,21 @@ class Flight:
         return self.coherence.map_for(plan.local, plan.style_weights, latest)
 
     def _round(self, frame: Frame, canvas: Tensor | None) -> Batch:
-        jobs, start, content = frame.work.jobs(frame.round, canvas)
-        jobs = self._coloured(frame, jobs)
+        batch = frame.work.jobs(frame.round, canvas)
+        jobs = self._coloured(frame, batch.jobs)
         frame.tiles, frame.results = {}, {}
         for job in jobs:
             frame.tiles |= (
                 dict(enumerate(job.tiles)) if isinstance(job, TileRound) else {job.tile: job.region}
             )
-        return jobs, start, content
+        return replace(batch, jobs=jobs)
 
     @staticmethod
     def _coloured(frame: Frame, jobs: list) -> list:
         """The jobs, each carrying the frame's colour map if this round's results are the frame's
         pixels: the workers map their own tiles, in parallel and off the driver."""
-        if frame.colour is None or frame.round + 1 < len(frame.work.rounds) or _is_patches(frame):
+        last = frame.round + 1 == len(frame.work.rounds)
+        if frame.colour is None or not last or not frame.work.results_are_pixels:
             return jobs
         return [replace(job, colour=frame.colour) for job in jobs]
 
@@ -173,18 +173,15 @@ class Flight:
         finished = []
         if frame.complete:
             self.frames.remove(frame)
-            if _is_patches(frame):  # patches: their changes blend onto the round's canvas
-                pixels = frame.work.pixels(frame.round, self._ordered(frame))
-                if frame.colour is not None:  # patches return changes, not pixels
-                    pixels = frame.colour(pixels)
-            else:
-                pixels = to_uint8(frame.work.blend(frame.round, self._ordered(frame)))
+            pixels = finished_pixels(frame.work, frame.round, self._ordered(frame))
+            if frame.colour is not None and not frame.work.results_are_pixels:  # not mapped on the workers
+                pixels = frame.colour(pixels)
             if self.coherence is not None:
                 self.coherence.seen(frame.plan.local, pixels)
             if frame.between:
-                made = tweens(from_uint8(self.previous), from_uint8(pixels), frame.steps)
+                made = tweens(from_uint8(self.previous), from_uint8(pixels), frame.camera_steps)
                 keys = [frame.between[0].index - 1, frame.plan.index]  # warped from these keyframes
-                for plan, image, step in zip(frame.between, made, frame.steps, strict=False):
+                for plan, image, step in zip(frame.between, made, frame.camera_steps, strict=False):
                     record = {"seconds": 0.0, "finished": round(time.time(), 3), "jobs": 0, "workers": [],
                               "tween": keys, "step": _listed(step)}  # fmt: skip
                     finished.append((plan, to_uint8(image), record))
@@ -198,10 +195,6 @@ class Flight:
     def _ordered(frame: Frame) -> list[tuple[Tile, np.ndarray]]:
         """The round's results in tile order: blending in a fixed order makes the pixels exact."""
         return [(frame.tiles[i], frame.results[i]) for i in sorted(frame.results)]
-
-
-def _is_patches(frame: Frame) -> bool:
-    return isinstance(frame.work, PatchWork)
 
 
 def frame_record(frame: Frame, exact: bool = True) -> dict:
@@ -227,7 +220,7 @@ def frame_record(frame: Frame, exact: bool = True) -> dict:
     if (
         frame.plan.local > 0 and exact
     ):  # the exact camera step from the previous frame, for `stylereel metrics`
-        record["step"] = _listed(frame.steps[-1] if frame.steps else frame.matrices[0])
+        record["step"] = _listed(frame.camera_steps[-1] if frame.camera_steps else frame.matrices[0])
     if frame.revealed:  # share of pixels the camera brought in (tiles: their mean)
         record["revealed"] = round(sum(frame.revealed) / len(frame.revealed), 4)
     return record

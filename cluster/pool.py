@@ -2,9 +2,9 @@
 
 Render-farm rules (after Flamenco and Deadline): a job whose actor died is
 re-run on another actor (the same seed gives the same pixels); an actor that
-fails MAX_FAILURES times is left out for the rest of the render; a result
-that looks wrong (NaN, an early stop, a rising loss) is re-run once, then
-accepted with a warning in the manifest. A user error raised in a worker
+fails `Retries.max_failures` times is left out for the rest of the render; a result
+that looks wrong (NaN, an early stop, a rising loss) is re-run
+(`Retries.reruns`), then accepted with a warning in the manifest. A user error raised in a worker
 (a ValueError) fails the render at once, without retries.
 
 A tiled round (a TileRound) runs on several actors at once, gang-scheduled: it
@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import takewhile
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import ray
@@ -29,20 +29,48 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from render.job import Job, suspect
 from render.joint import TileRound
+from render.work import Batch
 
 from .collective import Rendezvous
 
-MAX_FAILURES = 3  # per actor, before it is left out
-MAX_ATTEMPTS = 4  # per job, over all actors
 # Jobs queued at each actor: the next one is already there (its inputs on their way) when one
 # finishes, so an actor never waits for the driver to notice and dispatch.
 DEPTH = 2
-# A suspect result (NaN, an early stop, a rising loss) is re-run with another seed, then with twice
-# the iterations; the seeds are derived, so a rerun repeats itself wherever it runs.
-RERUNS = (
-    lambda job: replace(job, seed=(job.seed * 6364136223846793005 + 1442695040888963407) % 2**63),
-    lambda job: replace(job, settings=replace(job.settings, iterations=2 * job.settings.iterations)),
-)
+
+
+@dataclass(frozen=True)
+class Retries:
+    """What the pool does when something fails (the render-farm rules above)."""
+
+    max_failures: int = 3  # per actor, before it is left out
+    max_attempts: int = 4  # per job, over all actors
+    # A suspect result (NaN, an early stop, a rising loss) is re-run with another seed, then with twice
+    # the iterations; the seeds are derived, so a rerun repeats itself wherever it runs.
+    reruns: tuple[Callable[[Job | TileRound], Job | TileRound], ...] = (
+        lambda job: replace(job, seed=(job.seed * 6364136223846793005 + 1442695040888963407) % 2**63),
+        lambda job: replace(job, settings=replace(job.settings, iterations=2 * job.settings.iterations)),
+    )
+
+
+class Pool(Protocol):
+    """Where a render's jobs run: Ray actors (`WorkerPool`), or this process (`LocalPool`)."""
+
+    stats: list[WorkerStats]
+    warnings: list[str]  # retried or suspect jobs, left-out workers: for the manifest
+
+    def share(self, value: Any) -> Any:
+        """`value` as the workers will receive it inside inputs (sent once, however many jobs use it)."""
+        ...
+
+    def submit(self, batch: Batch) -> None: ...
+
+    def wait(self, timeout: float) -> list[tuple[Job | TileRound, Any, dict]]:
+        """(job, result, record) of the jobs that finished within `timeout` seconds (possibly none)."""
+        ...
+
+    def progress(self) -> list[tuple]:
+        """(frame, step, steps, loss) of each worker's current job."""
+        ...
 
 
 @dataclass
@@ -59,7 +87,7 @@ class WorkerStats:
 @dataclass
 class _Pending:
     job: Job
-    canvases: tuple  # object refs of the round's (start, content) canvases, or None
+    inputs: Any  # an object ref of the inputs the job takes its region from (`render.canvas.Inputs`)
     attempts: int = 0
     avoid: int | None = None  # actor that failed it, if another can take it
     suspicions: list[str] = field(default_factory=list)  # why each rerun was needed
@@ -78,6 +106,7 @@ class _Pending:
 class WorkerPool:
     start: Callable[[], Any]  # starts one actor and returns its handle
     count: int
+    retries: Retries = Retries()
     stats: list[WorkerStats] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -88,8 +117,14 @@ class WorkerPool:
         self.warnings: list[str] = []
         self._rendezvous: Rendezvous | None = None  # made when a round first needs two actors
 
-    def submit(self, job: Job, canvases: tuple = (None, None)) -> None:
-        self._queue.append(_Pending(job, canvases))
+    def share(self, value: Any) -> Any:
+        return ray.put(value)
+
+    def submit(self, batch: Batch) -> None:
+        """Queue a batch's jobs; its inputs go into the object store once, for all of them."""
+        inputs = ray.put(batch.inputs)
+        for job in batch.jobs:
+            self._queue.append(_Pending(job, inputs))
         self._dispatch()
 
     def _free(self) -> list[int]:
@@ -116,7 +151,7 @@ class WorkerPool:
                 pick = next((p for p in singles if p.avoid != actor), singles[0])
                 singles.remove(pick)
                 self._queue.remove(pick)
-                ref = self.actors[actor].render.remote(pick.job, *pick.canvases)
+                ref = self.actors[actor].render.remote(pick.job, pick.inputs)
                 self._inflight[ref] = (actor, pick, time.perf_counter())
                 self.stats[actor].current = pick.job.key
             if not self._queue or not isinstance(self._queue[0].job, TileRound):
@@ -136,7 +171,7 @@ class WorkerPool:
         pending.members, pending.parts, pending.failure = members, {}, None
         for rank, actor in enumerate(members):
             ref = self.actors[actor].render_round.remote(
-                pending.job, rank, len(members), group, *pending.canvases
+                pending.job, rank, len(members), group, pending.inputs
             )
             self._inflight[ref] = (actor, pending, time.perf_counter())
             self.stats[actor].current = pending.job.key
@@ -187,16 +222,17 @@ class WorkerPool:
                     continue
                 pixels, record = joined([pending.parts[a] for a in pending.members])
             reason = suspect(pending.job, record)
-            if reason and len(pending.suspicions) < len(RERUNS):
+            reruns = self.retries.reruns
+            if reason and len(pending.suspicions) < len(reruns):
                 pending.suspicions.append(reason)
                 pending.avoid = actor
-                pending.job = RERUNS[len(pending.suspicions) - 1](pending.job)
+                pending.job = reruns[len(pending.suspicions) - 1](pending.job)
                 self._queue.appendleft(pending)  # at once, elsewhere if possible
                 continue
             if pending.suspicions:
                 record["reruns"] = pending.suspicions  # the manifest says why
             if reason:
-                record["warning"] = f"{reason} (also after {len(RERUNS)} reruns)"
+                record["warning"] = f"{reason} (also after {len(reruns)} reruns)"
                 self.warnings.append(f"{_where(pending.job)}: {record['warning']}")
             record["attempts"] = pending.attempts + 1 + len(pending.suspicions)
             done.append((pending.job, pixels, record))
@@ -206,7 +242,7 @@ class WorkerPool:
     def _failed(self, actor: int, pending: _Pending, why: str, blame: bool = True) -> None:
         stats = self.stats[actor]
         stats.failures += blame
-        if blame and stats.failures >= MAX_FAILURES:
+        if blame and stats.failures >= self.retries.max_failures:
             stats.excluded = True
             self.warnings.append(f"{stats.name} left out after {stats.failures} failures (last: {why})")
         if pending.members:  # a round: redone once every member is back
@@ -226,7 +262,7 @@ class WorkerPool:
 
     def _requeue(self, pending: _Pending, actor: int | None, why: str) -> None:
         pending.attempts += 1
-        if pending.attempts >= MAX_ATTEMPTS:
+        if pending.attempts >= self.retries.max_attempts:
             raise RuntimeError(f"{_where(pending.job)} failed {pending.attempts} times: {why}")
         pending.avoid = actor
         self._queue.appendleft(pending)

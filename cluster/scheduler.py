@@ -11,7 +11,6 @@ the next frame's first.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -30,29 +29,27 @@ from torch import Tensor
 
 from engine.stylize import Settings
 from engine.targets import resize_long_side
-from render.atomic import write_text
 from render.cadence import is_key
 from render.coherence import Coherence, lab_stats
-from render.folder import PROGRESS as PROGRESS_FILE
-from render.folder import render_lock
-from render.frames import Camerawork, WarpedFrame
+from render.frames import ShotCamera
 from render.images import resolve, to_uint8
-from render.inputs import scene_inputs
 from render.job import frame_settings
+from render.manifest import Manifest
 from render.network import auto_precision, load_network, resolve_device
 from render.patches import PatchWork
 from render.plan import FRAME_KEYS, FramePlan
+from render.render_folder import Progress, RenderFolder, WorkerProgress
 from render.scene import Scene
-from render.store import FrameStore
+from render.scene_inputs import SceneInputs, scene_inputs
 from render.tiled import FrameWork
 from render.video import VideoWriter
-from render.video_input import VideoSource, Videowork
+from render.video_input import VideoCamera, VideoSource
+from render.work import Work
 
 from .address import cluster_to_join
 from .flight import Flight
-from .manifest import Manifest
-from .outdir import check_outdir, complete_frames, open_outdir
-from .pool import WorkerPool, WorkerStats
+from .outdir import check_outdir, open_outdir
+from .pool import Pool, WorkerPool, WorkerStats
 from .worker import FrameWorker, actor_factory
 
 POLL_SECONDS = 0.1
@@ -68,6 +65,22 @@ class RenderStatus:
     steps: int = 0
 
 
+# How a render gets its workers: given the style images (every worker holds them), a started pool.
+PoolFactory = Callable[[list[Tensor]], Pool]
+
+
+def ray_pool(
+    weights: Path | None, device: str, workers: int | None, actor_class: type = FrameWorker
+) -> PoolFactory:
+    """Workers as Ray actors (on the Ray this process has joined): one per GPU, or `workers`."""
+
+    def start(styles: list[Tensor]) -> Pool:
+        path = str(weights) if weights else None
+        return WorkerPool(*actor_factory(styles, path, device, workers, actor_class))
+
+    return start
+
+
 def render_scene(
     scene: Scene,
     outdir: Path,
@@ -80,68 +93,68 @@ def render_scene(
     workers: int | None = None,
     on_status: Callable[[RenderStatus], None] | None = None,
     say: Callable[[str], None] = lambda message: None,
-    actor_class: type = FrameWorker,
+    pool: PoolFactory | None = None,
 ) -> Path:
     """Render every frame not yet complete in `outdir`, then finalise the video. Returns its path.
-    `say` hears where a render resumes, and that a finished one is complete.
+    `say` hears where a render resumes, and that a finished one is complete. The jobs run on `pool`
+    (default: Ray actors, on the Ray `address` names, `cluster_to_join`).
 
     Everything the user gave is checked before the folder is touched; then the folder is locked for
     this render alone, and only then changed."""
-    inputs = scene_inputs(scene)  # every schedule, image and video, before any compute
-    plans, styles, starts = inputs.plans, inputs.styles, inputs.starts
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be at least 1, not {workers}")
-    if weights is not None:
-        load_network(weights)  # a bad file is the user's error: say so now, not after workers retry it
+    inputs = _checked_inputs(scene, workers, weights)
+    folder = RenderFolder(outdir)
     old = check_outdir(scene, outdir, fresh, repair)
-    if old is not None and not (fresh or repair) and finished(old, scene, outdir):
+    if old is not None and not (fresh or repair) and old.scene == scene.resolved() and folder.finished(old):
         say(f"{outdir}: complete: all {old.frame_count} frames and the video; nothing to render")
-        return outdir / old.video
+        return folder.video(old)
     created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     try:
-        with render_lock(outdir):
-            init_ray(address)
+        with folder.lock():
+            if pool is None:
+                init_ray(address)
+                pool = ray_pool(weights, device, workers)
             manifest = open_outdir(scene, outdir, fresh, repair)
             if (busy := busy_cores()) is not None:
                 say(busy)
-            return _render(scene, plans, styles, starts, outdir, manifest, address, device, weights, workers,
-                           on_status, say, actor_class)  # fmt: skip
+            local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
+            base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
+            done = _resumable(folder, manifest, say)
+            flights = _flights(scene, inputs, folder, manifest, done, _work_maker(scene, base))
+            return _render(scene, inputs.styles, folder, manifest, done, flights, pool, on_status)
     finally:
         if created:
             with contextlib.suppress(OSError):
                 outdir.rmdir()  # only if nothing was written: a render that failed at the start
 
 
-def _render(
-    scene: Scene,
-    plans: list[FramePlan],
-    styles: list[Tensor],
-    starts: list[Tensor | None],
-    outdir: Path,
-    manifest: Manifest,
-    address: str | None,
-    device: str,
-    weights: Path | None,
-    workers: int | None,
-    on_status: Callable[[RenderStatus], None] | None,
-    say: Callable[[str], None],
-    actor_class: type,
-) -> Path:
-    size = (scene.output.height, scene.output.width)
-    store = FrameStore(outdir)
-    done = complete_frames(store, manifest, size)
+def _checked_inputs(scene: Scene, workers: int | None, weights: Path | None) -> SceneInputs:
+    """Every schedule, image and video of the scene, and the options, checked before any compute."""
+    inputs = scene_inputs(scene)
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {workers}")
+    if weights is not None:
+        load_network(weights)  # a bad file is the user's error: say so now, not after workers retry it
+    return inputs
+
+
+def _resumable(folder: RenderFolder, manifest: Manifest, say: Callable[[str], None]) -> set[int]:
+    """The frames already done, intact, on disk; the manifest keeps only their records."""
+    done = folder.complete_frames(manifest)
     manifest.frames = {t: r for t, r in manifest.frames.items() if t in done}  # the rest is re-rendered
     manifest.video_bytes = 0  # not final until this render finalises it
     if done:
-        say(f"resuming: {len(done)} of {scene.frame_count} frames are done; rendering the other "
-            f"{scene.frame_count - len(done)}")  # fmt: skip
-    local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
-    base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
+        say(f"resuming: {len(done)} of {manifest.frame_count} frames are done; rendering the other "
+            f"{manifest.frame_count - len(done)}")  # fmt: skip
+    return done
 
+
+def _work_maker(scene: Scene, base: Settings) -> Callable[[FramePlan, Tensor | None, Tensor | None], Work]:
+    """How a frame's Work is made from its plan and inputs: tiles, or patches."""
     o = scene.output
+    size = (o.height, o.width)
 
-    def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> FrameWork | PatchWork:
+    def make_work(plan: FramePlan, init: Tensor | None, content: Tensor | None) -> Work:
         loss_weights = {k: getattr(plan, k) for k in FRAME_KEYS[1:]}
         frames = scene.shots[plan.shot].frames
         settings = frame_settings(base, plan.local, size, plan.iterations, **loss_weights)
@@ -152,19 +165,34 @@ def _render(
         return FrameWork(plan.index, size, settings, init, content, plan.style_weights, scene.seed,
                          tile=o.tile, overlap=o.tile_overlap)  # fmt: skip
 
-    style_stats = [lab_stats(to_uint8(resize_long_side(s, 256))) for s in styles]
+    return make_work
+
+
+def _flights(
+    scene: Scene,
+    inputs: SceneInputs,
+    folder: RenderFolder,
+    manifest: Manifest,
+    done: set[int],
+    make_work: Callable[[FramePlan, Tensor | None, Tensor | None], Work],
+) -> list[Flight]:
+    """Each shot's chain of frames, from where it resumes: after its last frame done, or with a
+    cadence after its last keyframe (the frames after it come out the same)."""
+    size = (scene.output.height, scene.output.width)
+    store = folder.frames
+    style_stats = [lab_stats(to_uint8(resize_long_side(s, 256))) for s in inputs.styles]
     flights = []
     for number, shot in enumerate(scene.shots):
-        shot_plans = [p for p in plans if p.shot == number]
+        shot_plans = [p for p in inputs.plans if p.shot == number]
         if shot.start.video is not None:
-            camera = Videowork(size, VideoSource(resolve(shot.start.video, scene.base), size))
+            camera = VideoCamera(size, VideoSource(resolve(shot.start.video, scene.base), size))
         else:
-            camera = Camerawork(size, starts[number], shot.camera.border, shot.frames.anchor)
+            camera = ShotCamera(size, inputs.starts[number], shot.camera.border, shot.frames.anchor)
         resume, cadence = 0, shot.frames.cadence
         while resume < len(shot_plans) and shot_plans[resume].index in done:
             resume += 1
         while resume and not is_key(resume - 1, len(shot_plans), cadence):
-            resume -= 1  # a cadence restarts from a keyframe; the frames after it come out the same
+            resume -= 1
             done.discard(shot_plans[resume].index)
             manifest.frames.pop(shot_plans[resume].index, None)
         for plan in shot_plans[:resume]:
@@ -173,119 +201,133 @@ def _render(
         first = shot_plans[0].index
         coherence = Coherence(shot.frames.color_coherence, shot.frames.color_reference, style_stats,
                               lambda local, first=first: store.read(first + local))  # fmt: skip
-        flights.append(Flight(shot_plans, camera, make_work, o.tile, resume, previous, scene.patches is None,
-                              coherence, cadence))  # fmt: skip
+        flights.append(Flight(plans=shot_plans, camera=camera, make_work=make_work, tile=scene.output.tile,
+                              next_index=resume, previous=previous, tiles_warp=scene.patches is None,
+                              coherence=coherence, cadence=cadence))  # fmt: skip
+    return flights
 
+
+class FrameSink:
+    """Where finished frames go, on a thread beside the driver's: each frame's PNG, its record in the
+    manifest, and the video, which takes the frames in order as soon as there is no gap before them.
+    A failed write stops the render at the next `check`, not at the end."""
+
+    def __init__(self, folder: RenderFolder, manifest: Manifest, video: VideoWriter, done: set[int]) -> None:
+        self.folder, self.manifest, self.video, self.done = folder, manifest, video, done
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
+        self._pending: list[Future] = []
+        self._encoded = 0  # frames handed to the encoder, in order
+
+    def start(self) -> None:
+        """The frames already on disk at the start go into the video first."""
+        self._writer.submit(self._encode, None).result()
+
+    def put(self, plan: FramePlan, pixels: np.ndarray, record: dict) -> None:
+        self._pending.append(self._writer.submit(self._write, plan, pixels, record))
+
+    def check(self) -> None:
+        for future in [f for f in self._pending if f.done()]:
+            future.result()
+            self._pending.remove(future)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        for future in self._pending:
+            future.result()
+        self.video.close()
+
+    def abort(self, error: BaseException) -> None:
+        """Stop: the frames written stay; the video so far is discarded."""
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        self.video.close(error)
+
+    def _write(self, plan: FramePlan, pixels: np.ndarray, record: dict) -> None:
+        record["sha256"] = self.folder.frames.write(plan.index, pixels)
+        self.manifest.frames[plan.index] = record
+        self.done.add(plan.index)
+        self.folder.save_manifest(self.manifest)
+        self._encode((plan.index, pixels))
+
+    def _encode(self, latest: tuple[int, np.ndarray] | None) -> None:
+        while (t := self._encoded) in self.done:
+            fresh = latest is not None and latest[0] == t  # the frame just written: no need to read it back
+            self.video.write(latest[1] if fresh else self.folder.frames.read(t))
+            self._encoded += 1
+
+
+def _render(
+    scene: Scene,
+    styles: list[Tensor],
+    folder: RenderFolder,
+    manifest: Manifest,
+    done: set[int],
+    flights: list[Flight],
+    start_pool: PoolFactory,
+    on_status: Callable[[RenderStatus], None] | None,
+) -> Path:
+    """Drive the flights on the pool into the frame sink, then finalise the manifest and video."""
+    pool = start_pool(styles)
     for shot, flight in zip(scene.shots, flights, strict=True):
         if flight.tiles_warp:  # its tiles' workers warp their own starts with this camera, sent once
-            flight.shared_camera = ray.put(flight.camera.for_workers(shot.frames.content))
-    pool = WorkerPool(*actor_factory(styles, str(weights) if weights else None, device, workers, actor_class))
+            flight.camera_for_workers = pool.share(flight.camera.for_workers(shot.frames.content))
+    o = scene.output
     audio = resolve(o.audio, scene.base) if o.audio else None
-    video = VideoWriter(outdir / manifest.video, o.width, o.height, Fraction(o.fps), o.codec, o.crf,
+    video = VideoWriter(folder.video(manifest), o.width, o.height, Fraction(o.fps), o.codec, o.crf,
                         preset=o.preset, audio=audio)  # fmt: skip
-    manifest.save(outdir)  # once everything that can refuse the render has run
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylereel-writer")
-    encoded = 0  # frames handed to the encoder, in order
-    pending_writes: list[Future] = []
-
-    def write(plan: FramePlan, pixels: np.ndarray, record: dict) -> None:
-        nonlocal encoded
-        record["sha256"] = store.write(plan.index, pixels)
-        manifest.frames[plan.index] = record
-        done.add(plan.index)
-        manifest.save(outdir)
-        while encoded in done:
-            video.write(store.read(encoded) if encoded != plan.index else pixels)
-            encoded += 1
-
+    folder.save_manifest(manifest)  # once everything that can refuse the render has run
+    sink = FrameSink(folder, manifest, video, done)
     # The driver's tensor work is many small operations between Ray calls (cells of a blend, colour
     # statistics); torch's pool would parallelise each across cores, and its threads spin-wait after
     # every one: most of a core, taken from the workers beside the driver. One thread does it in less CPU.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        writer.submit(write_existing, video, store, done).result()
-        encoded = _prefix(done)
-        last_status = 0.0
-        while not all(f.done for f in flights):
-            for flight in flights:
-                submit_batches(pool, flight.open())
-            for job, pixels, record in pool.wait(POLL_SECONDS):
-                flight = next(f for f in flights if any(fr.plan.index == job.frame for fr in f.frames))
-                batches, finished = flight.result(job, pixels, record)
-                submit_batches(pool, batches)  # the next jobs go out before any writing
-                for plan, frame_pixels, frame_record in finished:
-                    pending_writes.append(writer.submit(write, plan, frame_pixels, frame_record))
-            for future in [f for f in pending_writes if f.done()]:
-                future.result()  # a failed write stops the render here, not at the end
-                pending_writes.remove(future)
-            if on_status is not None and time.perf_counter() - last_status > 0.5:
-                last_status = time.perf_counter()
-                status = _status(flights, pool, manifest, len(done))
-                on_status(status)
-                _save_progress(outdir, status)
-        writer.shutdown(wait=True)
-        for future in pending_writes:
-            future.result()
-        video.close()
+        sink.start()
+        _drive(flights, pool, sink, folder, on_status)
+        sink.close()
     except BaseException as e:
-        writer.shutdown(wait=True, cancel_futures=True)
-        video.close(e)
+        sink.abort(e)
         raise
     finally:
         torch.set_num_threads(threads)
-        (outdir / PROGRESS_FILE).unlink(missing_ok=True)
+        folder.clear_progress()
     if pool.warnings:
         manifest.warnings = pool.warnings
-    manifest.video_bytes = (outdir / manifest.video).stat().st_size  # the video is final: see `finished`
-    manifest.save(outdir)
-    return outdir / manifest.video
+    manifest.video_bytes = folder.video(manifest).stat().st_size  # final: see RenderFolder.finished
+    folder.save_manifest(manifest)
+    return folder.video(manifest)
 
 
-def finished(manifest: Manifest, scene: Scene, outdir: Path) -> bool:
-    """Whether a render of `scene` in `outdir` has nothing left to do: its video is the one it
-    finalised (the size recorded then), made with these settings, and every frame is intact (the
-    check a resume makes)."""
-    video = outdir / manifest.video
-    size = (scene.output.height, scene.output.width)
-    return (
-        manifest.video_bytes > 0
-        and video.is_file()
-        and video.stat().st_size == manifest.video_bytes
-        and manifest.scene == scene.resolved()
-        and len(complete_frames(FrameStore(outdir), manifest, size)) == manifest.frame_count
-    )
+def _drive(
+    flights: list[Flight],
+    pool: Pool,
+    sink: FrameSink,
+    folder: RenderFolder,
+    on_status: Callable[[RenderStatus], None] | None,
+) -> None:
+    """Until every shot is done: open frames, send their jobs, take results (the next jobs go out
+    before any writing), hand finished frames to the sink, report progress twice a second."""
+    last_status = 0.0
+    while not all(f.done for f in flights):
+        for flight in flights:
+            for batch in flight.open():
+                pool.submit(batch)
+        for job, result, record in pool.wait(POLL_SECONDS):
+            flight = next(f for f in flights if any(fr.plan.index == job.frame for fr in f.frames))
+            batches, finished = flight.result(job, result, record)
+            for batch in batches:
+                pool.submit(batch)
+            for plan, pixels, frame_record in finished:
+                sink.put(plan, pixels, frame_record)
+        sink.check()
+        if on_status is not None and time.perf_counter() - last_status > 0.5:
+            last_status = time.perf_counter()
+            status = _status(flights, pool, sink.manifest, len(sink.done))
+            on_status(status)
+            folder.save_progress(_progress(status))
 
 
-def write_existing(video: VideoWriter, store: FrameStore, done: set[int]) -> None:
-    """Frames already on disk at the start of the scene go into the video first."""
-    for t in range(_prefix(done)):
-        video.write(store.read(t))
-
-
-def _prefix(done: set[int]) -> int:
-    n = 0
-    while n in done:
-        n += 1
-    return n
-
-
-def submit_batches(pool: WorkerPool, batches: list) -> None:
-    """Send jobs out; a batch's canvases go into the object store once, as uint8; its jobs crop them."""
-    for jobs, start, content in batches:
-        if isinstance(start, WarpedFrame):  # the previous frame, once; the content is the camera's ref
-            pool.submit(jobs[0], (ray.put(start), content))
-            continue
-        start_ref = ray.put(to_uint8(start)) if start is not None else None
-        content_ref = (
-            start_ref if content is start else ray.put(to_uint8(content)) if content is not None else None
-        )
-        canvases = (start_ref, content_ref)  # feedback content is the start itself: stored once
-        for job in jobs:
-            pool.submit(job, canvases)
-
-
-def _status(flights: list[Flight], pool: WorkerPool, manifest: Manifest, done: int) -> RenderStatus:
+def _status(flights: list[Flight], pool: Pool, manifest: Manifest, done: int) -> RenderStatus:
     active = [
         f"{fr.plan.index} r{fr.round} {len(fr.results)}/{len(fr.tiles)}" for fl in flights for fr in fl.frames
     ]
@@ -294,15 +336,14 @@ def _status(flights: list[Flight], pool: WorkerPool, manifest: Manifest, done: i
     return RenderStatus(manifest.frame_count, done, active, pool.stats, step, steps)
 
 
-def _save_progress(outdir: Path, status: RenderStatus) -> None:
+def _progress(status: RenderStatus) -> Progress:
+    """The progress file's record of `status`, now."""
     workers = [
-        {"name": w.name, "jobs": w.jobs, "busy_seconds": round(w.busy_seconds, 1), "failures": w.failures,
-         "excluded": w.excluded, "current": w.current, "since": round(w.since, 1)}
+        WorkerProgress(w.name, w.jobs, round(w.busy_seconds, 1), w.failures, w.excluded, w.current,
+                       round(w.since, 1))
         for w in status.workers
     ]  # fmt: skip
-    data = {"time": time.time(), "done": status.done, "frames": status.frames, "active": status.active,
-            "workers": workers}  # fmt: skip
-    write_text(outdir / PROGRESS_FILE, json.dumps(data, indent=1))
+    return Progress(time.time(), status.done, status.frames, status.active, workers)
 
 
 def init_ray(address: str | None) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import html
 import io
-import json
 import logging
 import socket
 import sys
@@ -35,15 +34,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from render.folder import FRAME_NAME, FRAMES, MANIFEST, PROGRESS, render_alive, video_name_ok
+from render.folder import FRAME_NAME, FRAMES, MANIFEST, METRICS, PROGRESS, video_name_ok
+from render.manifest import Manifest
+from render.render_folder import Progress, RenderFolder
 from render.store import FrameStore
 from render.text import escaped
 
-from .manifest import Manifest
-from .outdir import complete_frames, pace
-
 PAGE = Path(__file__).with_suffix(".html")  # the page, beside this file
-METRICS = "metrics.png"
 FILMSTRIP = 24  # the most recently finished frames in the filmstrip
 THUMB = (256, 96)  # a filmstrip picture's largest size
 PLOT_FROM = 3  # complete frames before the metrics plot appears
@@ -57,7 +54,7 @@ class Render:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder).absolute()
         self.root = self.folder.resolve()
-        self.store = _CheckedStore(self.folder)
+        self.render_folder = _CheckedFolder(self.folder)
         self._lock = threading.Lock()
         self._seen: tuple[tuple, Manifest | None, set[int]] | None = None
         self._thumbs: OrderedDict[tuple, bytes] = OrderedDict()
@@ -65,7 +62,7 @@ class Render:
 
     def current(self) -> tuple[Manifest | None, set[int]]:
         """The manifest and its complete frames, as `status` counts them; ValueError if unreadable."""
-        path = self.folder / MANIFEST
+        path = self.render_folder.manifest_path
         with self._lock:
             try:
                 st = path.stat()
@@ -73,14 +70,13 @@ class Render:
             except OSError:
                 key = ()
             if self._seen is None or self._seen[0] != key:
-                manifest = Manifest.load(self.folder) if key else None
+                manifest = self.render_folder.load_manifest() if key else None
                 done = set()
                 if manifest is not None:
                     try:
-                        size = (manifest.scene["output.height"], manifest.scene["output.width"])
+                        done = self.render_folder.complete_frames(manifest)
                     except KeyError as e:
                         raise ValueError(f"{path}: the scene has no {e}") from None
-                    done = complete_frames(self.store, manifest, size)
                 self._seen = (key, manifest, done)
             return self._seen[1], self._seen[2]
 
@@ -91,11 +87,10 @@ class Render:
             manifest, done = self.current()
         except (ValueError, OSError) as e:
             manifest, done, out["error"] = None, set(), str(e)
-        progress = _read_json(self.folder / PROGRESS)
-        heartbeat = progress.get("time") if isinstance(progress, dict) else None
-        alive = render_alive(self.folder, heartbeat if isinstance(heartbeat, int | float) else None)
+        progress = self.render_folder.read_progress()
+        alive = self.render_folder.alive(progress)
         count = manifest.frame_count if manifest else 0
-        video = manifest is not None and _final_video(self.folder, manifest)
+        video = manifest is not None and self.render_folder.video_final(manifest)
         out["state"] = (
             "rendering" if alive
             else "waiting" if manifest is None
@@ -103,7 +98,7 @@ class Render:
             else "stopped"
         )  # fmt: skip
         records = manifest.frames if manifest else {}
-        per_frame = pace([records[t] for t in sorted(done)])
+        per_frame = manifest.pace(done) if manifest else None
         recent = sorted(done, key=lambda t: (_number(records[t].get("finished")), t))[-FILMSTRIP:]
         plotted = len(self._plot.figures)  # changes the plot's URL while a long render's plot fills in
         out |= {
@@ -124,10 +119,9 @@ class Render:
         for t in sorted(done):
             out["warnings"] += [f"frame {t}: {w}" for w in _strings(records[t].get("warnings"))]
             out["reruns"] += [f"frame {t}: {r}" for r in _strings(records[t].get("reruns"))]
-        if alive and isinstance(progress, dict):
+        if alive and progress is not None:
             out["active"], out["workers"] = _live(progress)
-            if isinstance(heartbeat, int | float):
-                out["heartbeat"] = round(time.time() - heartbeat, 1)
+            out["heartbeat"] = round(time.time() - progress.time, 1)
         return out
 
     def file(self, relative: str) -> Path | None:
@@ -178,30 +172,30 @@ class Render:
         manifest, done = self.current()
         if manifest is None or len(done) < PLOT_FROM:
             return None
-        own, index = self.file(METRICS), self.folder / MANIFEST
+        own, index = self.file(METRICS), self.render_folder.manifest_path
         with contextlib.suppress(OSError):
             if own is not None and own.stat().st_mtime >= index.stat().st_mtime:
                 return own.read_bytes()
-        return self._plot.draw(self.store.store, manifest, done)
+        return self._plot.draw(self.render_folder.frames, manifest, done)
 
 
-class _CheckedStore:
-    """FrameStore.read for `complete_frames`, remembered by each file's identity: a frame is decoded
+class _CheckedFolder(RenderFolder):
+    """A RenderFolder whose intact frames are remembered by each file's identity: a frame is decoded
     and hashed once, not on every poll."""
 
-    def __init__(self, folder: Path) -> None:
-        self.store = FrameStore(folder)
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
         self._ok: dict[int, tuple] = {}
 
-    def read(self, t: int, size: tuple[int, int], sha256: str | None = None) -> bool | None:
+    def intact(self, t: int, size: tuple[int, int], sha256: str | None) -> bool:
         try:
-            st = self.store.path(t).stat()
+            st = self.frames.path(t).stat()
         except OSError:
-            return None
+            return False
         key = (sha256, tuple(size), st.st_ino, st.st_mtime_ns, st.st_size)
         if self._ok.get(t) != key:
-            if self.store.read(t, size, sha256) is None:
-                return None
+            if not super().intact(t, size, sha256):
+                return False
             self._ok[t] = key
         return True
 
@@ -222,7 +216,7 @@ class _Plot:
         from render import metrics as m
 
         with self._lock:  # one redraw at a time; other requests wait and get its plot
-            known = not any(k.endswith("start.video") and v for k, v in manifest.scene.items())
+            known = manifest.known_motion
             sha = {t: manifest.frames[t].get("sha256") for t in done}
             measured = 0
             for t in sorted(done):
@@ -250,29 +244,15 @@ class _Plot:
             return self.png
 
 
-def _live(progress: dict) -> tuple[list[str], list[dict]]:
+def _live(progress: Progress) -> tuple[list[str], list[dict]]:
     """Frames in flight and each worker's throughput, from a live render's progress file."""
-    try:
-        workers = []
-        for w in progress["workers"]:
-            alive_for = max(1e-9, progress["time"] - w["since"])
-            job = w["current"]  # (frame, round, tile) in flight
-            job = "frame {} r{} tile {}".format(*job) if isinstance(job, list) and len(job) == 3 else job
-            state = "left out" if w["excluded"] else (f"on {job}" if job else "idle")
-            workers.append({"name": str(w["name"]), "jobs": int(w["jobs"]),
-                            "per_minute": round(60 * w["jobs"] / alive_for, 2),
-                            "busy": round(min(1.0, w["busy_seconds"] / alive_for), 3),
-                            "failures": int(w["failures"]), "state": state})  # fmt: skip
-        return [str(a) for a in progress["active"]], workers
-    except (KeyError, TypeError, ValueError):
-        return [], []  # being written by a render of another shape: the next poll reads it
-
-
-def _final_video(folder: Path, manifest: Manifest) -> bool:
-    """Whether the manifest's video is the one its render finalised (the size it recorded then)."""
-    with contextlib.suppress(OSError):
-        return manifest.video_bytes > 0 and (folder / manifest.video).stat().st_size == manifest.video_bytes
-    return False
+    workers = [
+        {"name": w.name, "jobs": w.jobs, "per_minute": round(w.per_minute(progress.time), 2),
+         "busy": round(min(1.0, w.busy_seconds / w.running(progress.time)), 3), "failures": w.failures,
+         "state": w.state}
+        for w in progress.workers
+    ]  # fmt: skip
+    return list(progress.active), workers
 
 
 def _frame(t: int, records: dict, url: str) -> dict:
@@ -286,13 +266,6 @@ def _number(value: object) -> float:
 
 def _strings(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def make_app(folders: Sequence[Path]) -> Starlette:
@@ -350,9 +323,9 @@ def _not_found() -> Response:
 
 def default_folders(here: Path) -> list[Path]:
     """Without DIR: `here` if it is a render folder, else the render folders (`*.render`) in it."""
-    if (here / MANIFEST).is_file():
+    if RenderFolder(here).manifest_path.is_file():
         return [here]
-    found = sorted(p for p in here.glob("*.render") if (p / MANIFEST).is_file())
+    found = sorted(p for p in here.glob("*.render") if RenderFolder(p).manifest_path.is_file())
     if not found:
         raise ValueError(f"{here}: no render here, nor SCENE.render folders in it; name the folders to serve")
     return found

@@ -7,13 +7,12 @@ from collections.abc import Callable
 import numpy as np
 from torch import Tensor
 
-from render.job import Job
 from render.still import Farm
-from render.tiled import regions
 from render.tiles import Tile
+from render.work import Batch, regions
 
 from .pool import WorkerPool
-from .scheduler import init_ray, submit_batches
+from .scheduler import init_ray
 from .worker import actor_factory
 
 POLL_SECONDS = 0.1
@@ -26,16 +25,14 @@ def ray_farm(weights: str | None, device: str, workers: int | None, address: str
         init_ray(address)
         pool = WorkerPool(*actor_factory(styles, weights, device, workers))
 
-        def run_round(
-            jobs: list[Job], start: Tensor | None, content: Tensor | None
-        ) -> list[tuple[Tile, np.ndarray]]:
-            submit_batches(pool, [(jobs, start, content)])
+        def run_round(batch: Batch) -> list[tuple[Tile, np.ndarray]]:
+            pool.submit(batch)
             results: dict = {}
-            while len(results) < len(jobs):
+            while len(results) < len(batch.jobs):
                 for job, pixels, record in pool.wait(POLL_SECONDS):
                     results[job.key] = regions(job, pixels)
                     finished(record)
-            return [pair for job in jobs for pair in results[job.key]]
+            return [pair for job in batch.jobs for pair in results[job.key]]
 
         return run_round
 

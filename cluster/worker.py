@@ -6,6 +6,7 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,8 @@ import torch
 
 from engine.stylize import Progress
 from engine.targets import StyleBank
+from render.canvas import Inputs
+from render.frames import WarpedTiles
 from render.job import Job, run_job
 from render.joint import TileRound, run_round
 from render.network import load_network, resolve_device
@@ -37,19 +40,17 @@ class FrameWorker:
         self._progress: tuple[int, int, int, float] = (-1, 0, 0, 0.0)  # frame, step, steps, loss
         self.member = Member()
 
-    def render(
-        self, job: Job, start: np.ndarray | None, content: np.ndarray | None
-    ) -> tuple[np.ndarray, dict]:
-        """Run `job` on its region of the round's canvases (uint8 arrays, shared by all the round's jobs)."""
+    def render(self, job: Job, inputs: Inputs) -> tuple[np.ndarray, dict]:
+        """Run `job` on its region of the round's inputs (shared by all the round's jobs)."""
 
         def report(p: Progress) -> None:
             self._progress = (job.frame, p.step, p.steps, p.loss)
 
-        pixels, record = run_job(job, start, content, self.net, self.bank, self.device, report)
+        pixels, record = run_job(job, fetched(inputs), self.net, self.bank, self.device, report)
         return pixels, record | {"worker": self.name}
 
     def render_round(
-        self, job: TileRound, rank: int, ranks: int, group: Group | None, start: Any, content: Any
+        self, job: TileRound, rank: int, ranks: int, group: Group | None, inputs: Inputs
     ) -> tuple[dict[int, np.ndarray], dict]:
         """Run this worker's share of a tiled round, with the other `ranks` - 1 members of `group`."""
 
@@ -58,7 +59,7 @@ class FrameWorker:
 
         try:
             reduce = self.member.reduce(group, rank, ranks)
-            pixels, record = run_round(job, start, content, self.net, self.bank, self.device, rank, ranks,
+            pixels, record = run_round(job, fetched(inputs), self.net, self.bank, self.device, rank, ranks,
                                        reduce, report)  # fmt: skip
         except BaseException:
             self.member.leave()  # the others stop waiting for this one
@@ -70,6 +71,21 @@ class FrameWorker:
         return self._progress
 
 
+def fetched(inputs: Inputs) -> Inputs:
+    """Inputs with the shot's camera fetched: the scheduler shares it once per shot, by reference."""
+    if isinstance(inputs, WarpedTiles) and isinstance(inputs.camera, ray.ObjectRef):
+        return replace(inputs, camera=ray.get(inputs.camera))
+    return inputs
+
+
+def worker_threads(count: int, use_gpu: bool) -> int:
+    """Torch threads of each of `count` workers: one beside a GPU, else an equal share of the CPUs
+    (at most one node's: an actor lives on one node)."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]), default=1)
+    return 1 if use_gpu else max(1, min(node_cpus, cpus // count))
+
+
 def actor_factory(
     styles: list[torch.Tensor],
     weights: str | None,
@@ -79,12 +95,10 @@ def actor_factory(
 ) -> tuple[Callable[[], Any], int]:
     """How to start a worker, and how many: one per GPU where the cluster has GPUs (or `count`),
     else `count` CPU workers (default 1) sharing the cores."""
-    resources = ray.cluster_resources()
-    gpus, cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 1))
-    node_cpus = max((int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]), default=1)
+    gpus, cpus = int(ray.cluster_resources().get("GPU", 0)), int(ray.cluster_resources().get("CPU", 1))
     use_gpu = gpus > 0 and device in ("auto", "cuda")
     count = count or (gpus if use_gpu else 1)
-    threads = 1 if use_gpu else max(1, min(node_cpus, cpus // count))  # an actor lives on one node
+    threads = worker_threads(count, use_gpu)
     # More workers than GPUs share them in equal parts: 1/ceil(count/gpus) each always packs
     # (with a share like 2/3, a third actor on two GPUs would wait forever).
     gpu_share = 1 / math.ceil(count / gpus) if use_gpu else 0

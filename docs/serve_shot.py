@@ -9,7 +9,6 @@ with a progress file as the render writes it, and the page is photographed in De
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -19,10 +18,8 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from cluster.manifest import Manifest
 from cluster.serve import serving
-from render.atomic import write_text
-from render.folder import render_lock
+from render.render_folder import Progress, RenderFolder, WorkerProgress
 
 READY = "[...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)"
 
@@ -30,28 +27,22 @@ READY = "[...document.querySelectorAll('img')].every(i => i.complete && i.natura
 def main(source: Path, picture: Path, at: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / source.name
-        (out / "frames").mkdir(parents=True)
-        manifest = Manifest.load(source)
+        folder, original = RenderFolder(out), RenderFolder(source)
+        folder.frames.folder.mkdir(parents=True)
+        manifest = original.load_manifest()
         manifest.frames = {t: r for t, r in manifest.frames.items() if t < at}
         manifest.video_bytes = 0
         for t in manifest.frames:
-            shutil.copy(source / "frames" / f"{t:06d}.png", out / "frames")
-        manifest.save(out)
+            shutil.copy(original.frames.path(t), folder.frames.path(t))
+        folder.save_manifest(manifest)
         records = list(manifest.frames.values())
         finished = [r["finished"] for r in records]
-        worker = {
-            "name": "worker 0",
-            "jobs": at,
-            "busy_seconds": sum(r["seconds"] for r in records),
-            "failures": 0,
-            "excluded": False,
-            "current": [at, 0, 0],
-            "since": time.time() - (max(finished) - min(finished)),
-        }  # as long ago as it ran
-        progress = {"time": time.time(), "done": at, "frames": manifest.frame_count,
-                    "active": [f"{at} r0 0/1"], "workers": [worker]}  # fmt: skip
-        with render_lock(out):
-            write_text(out / "progress.json", json.dumps(progress))
+        since = time.time() - (max(finished) - min(finished))  # as long ago as it ran
+        busy = sum(r["seconds"] for r in records)
+        worker = WorkerProgress("worker 0", at, busy, 0, False, (at, 0, 0), since)
+        progress = Progress(time.time(), at, manifest.frame_count, [f"{at} r0 0/1"], [worker])
+        with folder.lock():
+            folder.save_progress(progress)
             with sync_playwright() as pw, serving([out], announce=lambda text: None) as (url,):
                 browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "chromium")
                 page = browser.new_page(viewport={"width": 1200, "height": 800})

@@ -135,7 +135,7 @@ def stylize(
     features: Features,
     init: Tensor | None = None,
     size: tuple[int, int] | None = None,
-    canvas: int | None = None,
+    picture_side: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callback | None = None,
     temporal: tuple[Tensor, Tensor] | None = None,
@@ -144,7 +144,7 @@ def stylize(
 
     content: (1, 3, h, w) in [0, 1] or None (texture). init: (1, 3, *, *) start
     image, or None for noise. size: output (H, W); default the content's.
-    canvas: long side of the whole picture when this call optimises one tile
+    picture_side: long side of the whole picture when this call optimises one tile
     of it, so the style is seen at the picture's scale, not the tile's.
     temporal: (target (1, 3, H, W), mask (1, 1, H, W)) for the temporal loss, when
     settings.temporal_weight > 0: the warped previous frame and where it is valid.
@@ -168,7 +168,7 @@ def stylize(
     for k, (scale_size, n) in enumerate(zip(plan, steps, strict=True)):
         x = resize(x.detach(), scale_size)
         avg = resize(avg, scale_size) if avg is not None else None
-        style_side = round((canvas or max(size)) * max(scale_size) / max(size) * settings.style_scale)
+        style_side = round((picture_side or max(size)) * max(scale_size) / max(size) * settings.style_scale)
         objective = _Objective(content, style_targets, settings, features, scale_size, size, style_side)
         if temporal is not None and settings.temporal_weight > 0:
             objective.temporal = tuple(resize(t, scale_size) for t in temporal)

@@ -19,7 +19,7 @@ from typing import Protocol
 import torch
 
 from engine.stylize import Precision, Settings, scales, schedule, stylize
-from engine.targets import Features, StyleBank, StyleTargets, resize_long_side
+from engine.targets import Features, StyleBank, StyleTargets, resize, resize_long_side
 
 from .cadence import is_key
 from .images import load_image
@@ -27,7 +27,10 @@ from .plan import FRAME_KEYS, FramePlan
 from .scene import Scene
 from .tiles import grid
 
-STEPS = 8  # timed in one job: its steps' median, and what the job costs besides them
+STEPS = 8  # timed in one job: its steps' mean, and what the job costs besides them
+# Seconds of jobs run before timing: a core that was idle runs its first second of work up to 2x
+# faster than it sustains (BENCHMARKS.md, "plan's estimate"), and a render sustains it for minutes.
+WARM_SECONDS = 4.0
 MEASURE_SIDE = 256  # the long side measured at most: a step's cost follows the pixels above it
 # One H100, float32 (BENCHMARKS.md, 2026-11-25): tile jobs of a 1080p frame took 0.705 s per megapixel
 # and 10 iterations, set-up included; below 512x512 a step costs about 7.3 ms whatever the size (the
@@ -71,11 +74,16 @@ def measure(
     settings: Settings,
     device: str = "cpu",
     steps: int = STEPS,
+    content: torch.Tensor | None = None,
 ) -> Rate:
     """Jobs of `steps` L-BFGS steps at (H, W) = `size` under `settings` (a later frame's: its loss
     weights, the temporal term), as a worker runs them once it has run one (style statistics cached,
-    kernels built): the median of their steps (robust to the machine's hiccups) and the rest."""
-    content = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
+    kernels built) and the machine's pace is the one it keeps: the mean of their steps (a render pays
+    every hiccup too) and the rest. `content` is a picture (a render's own: the pace of a step depends
+    on what it optimises, not only its size), else noise."""
+    if content is None:
+        content = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    content = resize(content, size).to(device)
     temporal = (content, torch.ones(1, 1, *size, device=device))  # the warped previous frame, all valid
     bank = StyleBank([style.to(device)])
     settings = replace(settings, iterations=steps, min_size=max(size))
@@ -87,7 +95,9 @@ def measure(
         stylize(content, StyleTargets(bank), replace(settings, iterations=n), features=features,
                 init=content, temporal=temporal, callback=tick)  # fmt: skip
 
-    job(2, [])  # warm-up
+    warm = time.perf_counter() + WARM_SECONDS
+    while time.perf_counter() < warm:
+        job(steps, [])
     jobs, intervals = [], []
     for _ in range(2):
         ticks: list[float] = []
@@ -95,7 +105,7 @@ def measure(
         job(steps, ticks)
         jobs.append(time.perf_counter() - began)
         intervals += [b - a for a, b in itertools.pairwise(ticks)]
-    step = statistics.median(intervals)
+    step = statistics.fmean(intervals)
     return Rate(max(0.0, statistics.median(jobs) - steps * step), step, size[0] * size[1])
 
 
@@ -109,9 +119,12 @@ def measured_rate(
     scale = min(1.0, MEASURE_SIDE / max(h, w))
     size = (max(16, round(h * scale)), max(16, round(w * scale)))
     style = resize_long_side(load_image(next(iter(scene.styles.values())), scene.base), max(size))
+    start = scene.shots[0].start.content
+    content = load_image(start, scene.base) if start else style  # what the frames will look like
     later = plans[1] if len(plans) > 1 else plans[0]
     weights = {k: getattr(later, k) for k in FRAME_KEYS[1:]}
-    rate = measure(size, style, features, replace(Settings(precision=precision), **weights), device)
+    settings = replace(Settings(precision=precision), **weights)
+    rate = measure(size, style, features, settings, device, content=content)
     where = device if device != "cpu" else f"{torch.get_num_threads()} threads"
     how = f"{rate.step:.3g} s a step + {rate.job:.2g} s a job at {size[1]}x{size[0]}"
     return rate, f"{how}, {precision.value}, {where}"

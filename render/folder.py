@@ -24,6 +24,7 @@ LOCK = ".stylereel.lock"
 MANIFEST = "manifest.json"
 PROGRESS = "progress.json"
 FRAMES = "frames"
+METRICS = "metrics.png"  # `stylereel metrics`' plot of a render folder
 FRAME_NAME = re.compile(r"\d{6}\.png")
 # atomic_path's temporary names: a dot, the final name's stem, a dot, mkstemp's 8 characters, the suffix.
 _TEMP = r"\.{stem}\.[a-z0-9_]{{8}}{suffix}"

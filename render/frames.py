@@ -12,7 +12,9 @@ from torch import Tensor
 
 from engine.targets import resize
 
-from .images import from_uint8
+from .canvas import JobInputs
+from .images import from_uint8, quantised
+from .tiles import Tile
 from .warp import warp_region
 
 if TYPE_CHECKING:  # plan imports the scene, which imports the jobs, which import this
@@ -29,7 +31,7 @@ class FrameInputs:
     mask: Tensor | None
 
 
-class Camerawork:
+class ShotCamera:
     """Carries the camera along a shot: each frame's step and the cumulative warp for fixed content."""
 
     exact = True  # the steps are the motion, exactly
@@ -81,7 +83,7 @@ class Camerawork:
             init = torch.cat([init, mask], dim=1)
         return FrameInputs(init, content, mask)
 
-    def for_workers(self, content: str) -> Camerawork:
+    def for_workers(self, content: str) -> ShotCamera:
         """What workers need to warp their own tiles: this camera, without the start image where
         the shot's later frames never read it (an 8K start is 400 MB in the object store)."""
         if content == "fixed" or self.border == "content" or self.anchor:
@@ -110,8 +112,23 @@ class WarpedStart:
     origin: tuple[int, int]
     region: tuple[int, int, int, int]
 
-    def inputs(self, camera: Camerawork) -> FrameInputs:
+    def inputs(self, camera: ShotCamera) -> FrameInputs:
         return camera.inputs(self.plan, self.matrices, from_uint8(self.window), self.origin, self.region)
+
+    def job_inputs(self, camera: ShotCamera) -> JobInputs:
+        """The tile's inputs as a job takes them: on the uint8 grid, as the driver's canvases are, with
+        the share of its pixels the camera revealed."""
+        made = self.inputs(camera)
+        init = quantised(made.init)
+        # Feedback content is the start itself.
+        content = (
+            init
+            if made.content is made.init
+            else quantised(made.content)
+            if made.content is not None
+            else None
+        )
+        return JobInputs.of(init, content, 1 - float(made.mask.mean()))
 
 
 @dataclass(frozen=True)
@@ -125,3 +142,17 @@ class WarpedFrame:
 
     def at(self, region: tuple[int, int, int, int]) -> WarpedStart:
         return WarpedStart(self.plan, self.matrices, self.previous, (0, 0), region)
+
+
+@dataclass(frozen=True)
+class WarpedTiles:
+    """The inputs (`render.canvas.Inputs`) of a later frame's tiles, made on the workers that run them:
+    the previous frame as written, warped by the shot's camera one tile at a time."""
+
+    frame: WarpedFrame
+    camera: ShotCamera
+
+    def at(self, region: Tile, size: tuple[int, int] | None = None, whole_content: bool = False) -> JobInputs:
+        if size is not None or whole_content:  # patches and superres make their canvases on the driver
+            raise ValueError("a warped tile is made at its own size, with its own region of the content")
+        return self.frame.at((region.y0, region.x0, region.y1, region.x1)).job_inputs(self.camera)

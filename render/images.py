@@ -140,6 +140,12 @@ def from_uint8(a: np.ndarray) -> Tensor:
     return torch.from_numpy(out)
 
 
+def quantised(x: Tensor) -> Tensor:
+    """(1, C, H, W) rounded to the uint8 grid and clamped to [0, 1], as a canvas that went through uint8
+    (a frame on disk, Ray's object store, a checkpoint): the same pixels either way."""
+    return from_uint8(to_uint8(x))
+
+
 def check_output_path(path: Path) -> None:
     """Raise ImageError unless `path` names an image file of a known format; OSError unless its folder
     takes new files."""

@@ -20,9 +20,9 @@ from engine.lbfgs import Reduce, alone
 from engine.stylize import Progress, Settings
 from engine.targets import StyleBank, StyleTargets
 
+from .canvas import Inputs
 from .coherence import ColourMap
-from .frames import Camerawork, WarpedFrame
-from .job import Job, LossLog, finish, made_here, region_of, run_job
+from .job import Job, LossLog, finish, run_job
 from .tiles import Tile, cores
 
 
@@ -61,13 +61,9 @@ class TileRound:
         return [i for i in range(len(self.tiles)) if owner[i] == rank]
 
 
-Canvas = Tensor | np.ndarray  # (1, C, H, W) float in process, (H, W, C) uint8 through Ray
-
-
 def run_round(
     job: TileRound,
-    start: Canvas | WarpedFrame,
-    content: Canvas | Camerawork | None,
+    inputs: Inputs,
     features: Callable,
     bank: StyleBank | None,
     device: str = "cpu",
@@ -76,8 +72,8 @@ def run_round(
     reduce: Reduce = alone,
     progress: Callable[[Progress], None] | None = None,
 ) -> tuple[dict[int, np.ndarray], dict]:
-    """Run `rank`'s share of a round: its tiles of the `start` canvas (or of the warped previous frame,
-    warped here, tile by tile) against the `content` canvas (or the camera's). Every rank of the round
+    """Run `rank`'s share of a round: its tiles of the round's `inputs` (canvases, or the previous frame
+    warped here, tile by tile). Every rank of the round
     calls this at once with the same job. Returns each held tile's (h, w, 3) uint8 pixels by index, and
     the record (seconds, steps, losses of the whole canvas, checks)."""
     held = job.share(rank, ranks)
@@ -85,18 +81,12 @@ def run_round(
     parts, revealed = [], []
     for i in held:
         tile = job.tiles[i]
-        if isinstance(start, WarpedFrame):
-            init, target, share = made_here(start.at((tile.y0, tile.x0, tile.y1, tile.x1)), content)
-            revealed.append(share)
-        else:
-            init, target = region_of(start, tile), region_of(content, tile)
-        temporal = None
-        if init.shape[1] == 4:  # the start's 4th channel: the pixels carried over
-            init, mask = init[:, :3], init[:, 3:]
-            temporal = (init.to(device), mask.to(device))
-        core = tile_cores[i]
-        parts.append(Part(init.to(device), (tile.y0, tile.x0), (core.y0, core.x0, core.y1, core.x1),
-                          target.to(device) if target is not None else None, temporal))  # fmt: skip
+        given = inputs.at(tile)
+        if given.revealed is not None:
+            revealed.append(given.revealed)
+        made, core = given.to(device), tile_cores[i]
+        parts.append(Part(made.init, (tile.y0, tile.x0), (core.y0, core.x0, core.y1, core.x1), made.content,
+                          made.temporal))  # fmt: skip
     log = LossLog(job.settings, progress)
     collective = [0, 0.0]  # bytes sent into reductions, seconds inside them
 
@@ -131,8 +121,7 @@ def run_round(
 
 def run_here(
     job: Job | TileRound,
-    start: Canvas | None,
-    content: Canvas | None,
+    inputs: Inputs,
     features: Callable,
     bank: StyleBank | None,
     device: str = "cpu",
@@ -140,5 +129,5 @@ def run_here(
 ) -> tuple[np.ndarray | dict[int, np.ndarray], dict]:
     """Run any job in this process alone: a tiled round with every tile here."""
     if isinstance(job, TileRound):
-        return run_round(job, start, content, features, bank, device, progress=progress)
-    return run_job(job, start, content, features, bank, device, progress)
+        return run_round(job, inputs, features, bank, device, progress=progress)
+    return run_job(job, inputs, features, bank, device, progress)

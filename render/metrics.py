@@ -11,7 +11,6 @@ luminance, saturation: per-frame means (LAB L/100, HSV S): their drift is
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from skimage.color import rgb2hsv, rgb2lab
 from .atomic import atomic_path
 from .flow import carried, warp_along
 from .images import from_uint8
+from .render_folder import RenderFolder
 from .warp import warp
 
 WINDOW = 50  # frames at each end compared for drift
@@ -38,16 +38,17 @@ class FrameMetrics:
 
 
 def rendered_frames(outdir: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """(pixels, camera step from the previous frame or None) of each frame in a render folder."""
+    """(pixels, camera step from the previous frame or None) of each frame in a render folder, up to the
+    first missing one."""
     from PIL import Image
 
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    records = {int(k): v for k, v in manifest["frames"].items()}
-    for t in range(manifest["frame_count"]):
-        path = outdir / "frames" / f"{t:06d}.png"
-        if t not in records or not path.is_file():
+    folder = RenderFolder(outdir)
+    manifest = folder.load_manifest()
+    for t in range(manifest.frame_count if manifest is not None else 0):
+        path = folder.frames.path(t)
+        if t not in manifest.frames or not path.is_file():
             return
-        step = records[t].get("step")
+        step = manifest.frames[t].get("step")
         yield np.asarray(Image.open(path).convert("RGB")), (np.asarray(step) if step is not None else None)
 
 

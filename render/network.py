@@ -47,9 +47,9 @@ def load_network(
     except (ValueError, KeyError, RuntimeError) as e:
         raise WeightsError(f"{path}: {e}") from None
     if str(device).startswith("cuda"):
-        # cuDNN's autotuned convolutions differ from run to run (0.02 apart after 20 L-BFGS steps on
-        # an H100): the same seed must give the same frame. With channels_last (6-14 % faster per
-        # step there) the deterministic choice measured no slower: 7.3 ms against 8.4 at 512 px.
+        # cuDNN's autotuned convolutions differ from run to run: the same seed must give the same
+        # frame. With channels_last the deterministic choice measured no slower (BENCHMARKS.md, "On a
+        # GPU").
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
         net = net.to(memory_format=torch.channels_last)
     return net

@@ -15,8 +15,8 @@ With `localized`, a patch's style targets are the statistics of the
 matching region of the style image (positions scale proportionally), so
 style becomes location dependent (Gatys-style "localized style").
 
-A `PatchWork` has the interface of `FrameWork` (rounds, jobs, blend, steps),
-so stills, scenes and the Ray scheduler run it the same way.
+A `PatchWork` is a `render.work.Work`, as a tiled frame is, so stills, scenes
+and the Ray scheduler run it the same way.
 """
 
 from __future__ import annotations
@@ -30,43 +30,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from engine.stylize import Settings, noise_like
+from engine.stylize import Settings
 from engine.targets import resize
 
-from .fields import option
-from .images import from_uint8, to_uint8
-from .job import Job, job_seed
-from .tiles import MIN_SPAN, Blender, Tile
-
-
-@dataclass(frozen=True)
-class Patches:
-    size: int = option(
-        256, "int", "Working size: the long side the network sees of each patch.", min=MIN_SPAN, max=16384
-    )
-    rounds: int = option(
-        8, "int", "Passes over the whole picture, each at a randomly drawn scale.", min=1, max=1000
-    )
-    steps: int = option(10, "int", "Optimiser steps per patch.", min=1, max=100_000)
-    scale_bias: float = option(
-        0.5, "float", "Chance of each doubling of a patch's region (binomial p): 0 keeps patches at full "
-        "resolution, 1 makes every patch the whole picture.", min=0, max=1,
-    )  # fmt: skip
-    localized: bool = option(
-        False, "bool", "Take each patch's style from the matching part of the style image."
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("size", "rounds", "steps"):
-            low = MIN_SPAN if name == "size" else 1
-            if getattr(self, name) < low:
-                raise ValueError(
-                    f"patches.{name} (--patch-{name}) must be at least {low}, not {getattr(self, name)}"
-                )
-        if not 0 <= self.scale_bias <= 1:
-            raise ValueError(
-                f"patches.scale_bias (--patch-scale-bias) must be in [0, 1], not {self.scale_bias}"
-            )
+from .canvas import Canvases
+from .images import quantised
+from .job import Job, job_seed, seeded_noise
+from .scene import Patches
+from .tiles import MIN_SPAN, Blender, Tile, cover
+from .work import Batch
 
 
 @dataclass(frozen=True)
@@ -74,7 +46,7 @@ class PatchRound:
     size: tuple[int, int]  # (H, W) of the canvas
     k: int  # regions are size·2^k pixels, seen at 2^-k
     region: tuple[int, int]  # (H, W) of each patch's region of the canvas
-    work: tuple[int, int]  # (H, W) the network sees
+    working_size: tuple[int, int]  # (H, W) the network sees
     overlap: int  # between neighbouring regions, in canvas pixels
     offset: tuple[int, int]
     iterations: int
@@ -87,24 +59,11 @@ def draw_scale(seed: int, frame: int, index: int, top: int, bias: float) -> int:
     return sum(rng.random() < bias for _ in range(top))
 
 
-def spans(length: int, span: int, overlap: int, offset: int) -> list[tuple[int, int]]:
-    """Full-size spans [a, a + span) covering [0, length), overlapping by at least `overlap`, shifted by
-    -offset; spans that would cross an end are moved inside, so no patch is a thin sliver."""
-    if span >= length:
-        return [(0, length)]
-    out, a = [], -offset
-    while True:
-        lo = min(max(a, 0), length - span)
-        if not out or out[-1][0] != lo:
-            out.append((lo, lo + span))
-        if lo + span >= length:
-            return out
-        a += span - overlap
-
-
 @dataclass
 class PatchWork:
-    """The patch rounds of one picture (a still or a frame)."""
+    """The patch rounds of one picture (a still or a frame): a `render.work.Work`."""
+
+    results_are_pixels = False  # each job returns its region's change at working size
 
     frame: int
     size: tuple[int, int]  # (H, W) of the finished picture
@@ -135,19 +94,20 @@ class PatchWork:
         for index, k in enumerate(drawn):
             side = p.size * 2**k
             region = (min(h, side), min(w, side))
-            work = tuple(max(MIN_SPAN, round(r / 2**k)) for r in region)
+            working = tuple(max(MIN_SPAN, round(r / 2**k)) for r in region)
             overlap = max(1, p.size // 8) * 2**k
             rng = random.Random(job_seed(self.seed, self.frame, index, 1))
             offset = tuple(rng.randrange(max(1, r - overlap)) for r in region)
             self.rounds.append(
-                PatchRound(self.size, k, region, work, overlap, offset, p.steps * min(4, 2**k))
+                PatchRound(self.size, k, region, working, overlap, offset, p.steps * min(4, 2**k))
             )
         self._starts: dict[int, Tensor] = {}
 
     def regions(self, index: int) -> list[Tile]:
         r = self.rounds[index]
         (h, w), (rh, rw) = self.size, r.region
-        ys, xs = spans(h, rh, r.overlap, r.offset[0]), spans(w, rw, r.overlap, r.offset[1])
+        ys = cover(h, rh, r.overlap, r.offset[0], inside=True)
+        xs = cover(w, rw, r.overlap, r.offset[1], inside=True)
         return [Tile(y0, x0, y1, x1) for y0, y1 in ys for x0, x1 in xs]
 
     def steps(self) -> int:
@@ -156,26 +116,25 @@ class PatchWork:
     def round_steps(self, index: int) -> int:
         return self.rounds[index].iterations * len(self.regions(index))
 
-    def jobs(self, index: int, canvas: Tensor | None) -> tuple[list[Job], Tensor, Tensor | None]:
-        """Round `index`'s jobs and the full-size canvases they crop from (start, content)."""
+    def jobs(self, index: int, canvas: Tensor | None) -> Batch:
+        """Round `index`'s jobs and the full-size canvases they resample their regions from."""
         r = self.rounds[index]
         start = canvas if canvas is not None else self.init
         if start is None:  # low-frequency noise: a patch seen at any scale starts from texture, not grey
-            generator = torch.Generator().manual_seed(job_seed(self.seed, self.frame))
             small = tuple(max(1, round(s * self.patches.size / max(self.size))) for s in self.size)
-            start = noise_like(small, generator, "cpu")
-        start = quantise(resize(start, self.size))  # as through Ray (uint8): same pixels either way
-        content = quantise(resize(self.content, self.size)) if self.content is not None else None
+            start = seeded_noise(small, job_seed(self.seed, self.frame))
+        start = quantised(resize(start, self.size))  # as through Ray (uint8): same pixels either way
+        content = quantised(resize(self.content, self.size)) if self.content is not None else None
         self._starts[index] = start[:, :3]  # a 4th channel (the temporal loss's mask) is only an input
-        settings = replace(self.settings, iterations=r.iterations, min_size=max(r.work))
+        settings = replace(self.settings, iterations=r.iterations, min_size=max(r.working_size))
         h, w = self.size
         jobs = []
         for i, t in enumerate(self.regions(index)):
             box = (t.y0 / h, t.x0 / w, t.y1 / h, t.x1 / w) if self.patches.localized else None
             jobs.append(Job(self.frame, index, i, t, self.style_weights, settings,
-                            job_seed(self.seed, self.frame, index, i), canvas=round(max(h, w) / 2**r.k),
-                            work=r.work, style_box=box))  # fmt: skip
-        return jobs, start, content
+                            job_seed(self.seed, self.frame, index, i), picture_side=round(max(h, w) / 2**r.k),
+                            working_size=r.working_size, style_box=box))  # fmt: skip
+        return Batch(jobs, Canvases.of(start, content))
 
     def blend(self, index: int, results) -> Tensor:
         """The canvas after round `index`: its start plus the feathered mean of the patches' changes."""
@@ -184,11 +143,7 @@ class PatchWork:
         blender = Blender(*self.size, r.overlap)
         for tile, change in results:
             blender.add(tile, upsample(change, tile.size))
-        return quantise(start + blender.result())
-
-    def pixels(self, index: int, results) -> np.ndarray:
-        """The finished frame as uint8."""
-        return to_uint8(self.blend(index, results))
+        return quantised(start + blender.result())
 
 
 def upsample(change: np.ndarray, size: tuple[int, int]) -> Tensor:
@@ -197,8 +152,3 @@ def upsample(change: np.ndarray, size: tuple[int, int]) -> Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def quantise(x: Tensor) -> Tensor:
-    """Round to the uint8 grid and clamp to [0, 1]: a canvas in process equals one sent through Ray."""
-    return from_uint8(to_uint8(x))

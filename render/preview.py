@@ -2,7 +2,7 @@
 
 A shot's frame 0 is its start image (or the noise a render's optimisation starts from); every later
 frame is the frame before it, as written (uint8), carried by that frame's camera step through the
-render's own `Camerawork`: the same warp and the same filling of the borders the camera reveals. A
+render's own `ShotCamera`: the same warp and the same filling of the borders the camera reveals. A
 video shot shows its video's frames, as a render takes them for content. Below the output's size,
 each camera step is the output's step seen at the smaller size (the same motion of the picture), so
 the path is the render's. A small caption names the frame and the style blend.
@@ -25,12 +25,12 @@ from engine.stylize import Settings, noise_like, scales
 from engine.targets import resize
 
 from .folder import VIDEO_SUFFIXES, check_output_file
-from .frames import Camerawork
+from .frames import ShotCamera
 from .images import from_uint8, resolve, to_uint8
-from .inputs import Inputs, scene_inputs
 from .job import job_seed
 from .plan import FramePlan
 from .scene import Scene
+from .scene_inputs import SceneInputs, scene_inputs
 from .video import VideoWriter
 from .video_input import VideoSource
 from .warp import Camera
@@ -67,7 +67,7 @@ class ScaledCamera:
 
 
 def preview_frames(
-    scene: Scene, size: tuple[int, int], inputs: Inputs | None = None
+    scene: Scene, size: tuple[int, int], inputs: SceneInputs | None = None
 ) -> Iterator[tuple[FramePlan, np.ndarray]]:
     """Each frame's plan and its (H, W, 3) uint8 pixels at `size` (H, W), without the caption."""
     inputs = inputs or scene_inputs(scene)
@@ -82,7 +82,7 @@ def preview_frames(
                 yield plan, to_uint8(video.frame(plan.local))
             continue
         start = inputs.starts[number]
-        camera = Camerawork(size, start, shot.camera.border, shot.frames.anchor)
+        camera = ShotCamera(size, start, shot.camera.border, shot.frames.anchor)
         previous = None
         for plan in plans:
             if plan.local == 0:

@@ -21,9 +21,9 @@ from typing import Any
 
 from .fields import option
 from .images import resolve
-from .patches import Patches
 from .schedule import Schedule, ScheduleError, max_f
 from .text import escaped
+from .tiles import MIN_SPAN
 from .video import DEFAULT_PRESET, PRESETS
 
 CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9")
@@ -152,6 +152,38 @@ class CameraSchedules:
     border: str = option(
         "reflection", "choice", "Fill for pixels from outside the frame.", choices=("reflection", "content")
     )
+
+
+@dataclass(frozen=True)
+class Patches:
+    """Every frame as stochastic multiscale patches (`render.patches` renders them)."""
+
+    size: int = option(
+        256, "int", "Working size: the long side the network sees of each patch.", min=MIN_SPAN, max=16384
+    )
+    rounds: int = option(
+        8, "int", "Passes over the whole picture, each at a randomly drawn scale.", min=1, max=1000
+    )
+    steps: int = option(10, "int", "Optimiser steps per patch.", min=1, max=100_000)
+    scale_bias: float = option(
+        0.5, "float", "Chance of each doubling of a patch's region (binomial p): 0 keeps patches at full "
+        "resolution, 1 makes every patch the whole picture.", min=0, max=1,
+    )  # fmt: skip
+    localized: bool = option(
+        False, "bool", "Take each patch's style from the matching part of the style image."
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("size", "rounds", "steps"):
+            low = MIN_SPAN if name == "size" else 1
+            if getattr(self, name) < low:
+                raise ValueError(
+                    f"patches.{name} (--patch-{name}) must be at least {low}, not {getattr(self, name)}"
+                )
+        if not 0 <= self.scale_bias <= 1:
+            raise ValueError(
+                f"patches.scale_bias (--patch-scale-bias) must be in [0, 1], not {self.scale_bias}"
+            )
 
 
 SECTIONS = {"output": Output, "start": Start, "frames": Frames, "drift": Drift, "camera": CameraSchedules,

@@ -12,14 +12,17 @@ from torch import Tensor
 from engine.stylize import Progress, Settings
 from engine.targets import StyleBank, resize
 
+from .canvas import Inputs
 from .checkpoint import Checkpoint, digest
 from .images import check_output_path, load_image, save_image, to_uint8
 from .job import Job
 from .joint import TileRound, run_here
 from .network import auto_precision, load_network, resolve_device
-from .patches import Patches, PatchWork
-from .tiled import DEFAULT_TILE, FrameWork, RoundRunner, run_frame, serially
+from .patches import PatchWork
+from .scene import Patches
+from .tiled import DEFAULT_TILE, FrameWork
 from .video import VideoWriter
+from .work import RoundRunner, run_frame, serially
 
 # Runs rounds elsewhere (on Ray actors): given the style images and a hook called with each finished
 # job's record, returns the round runner.
@@ -111,11 +114,15 @@ def output_size(job: StillJob, content: Tensor | None, style: Tensor | None) -> 
 
 
 def render_still(
-    job: StillJob, progress: Callable[[Progress], None] | None = None, farm: Farm | None = None
+    job: StillJob,
+    progress: Callable[[Progress], None] | None = None,
+    *,
+    features: Callable | None = None,
+    farm: Farm | None = None,
 ) -> Tensor:
-    """Run a still job end to end, in this process or on `farm`; every input is checked before any
-    compute. A still of several rounds (tiled or patches) checkpoints beside the output and continues
-    from there when run again."""
+    """Run a still job end to end, in this process on `features` (default: VGG-19 from `job.weights`)
+    or on `farm`; every input is checked before any compute. A still of several rounds (tiled or
+    patches) checkpoints beside the output and continues from there when run again."""
     check_output_path(job.output)
     if job.trajectory is not None and job.trajectory.suffix.lower() not in (".mp4", ".mkv", ".mov", ".webm"):
         raise ValueError(f"--trajectory {job.trajectory}: use a .mp4, .mkv, .mov or .webm file")
@@ -130,7 +137,7 @@ def render_still(
         raise ValueError(f"--mode superres works on one tile: keep --size at most --tile ({job.tile})")
     if tiled and job.trajectory is not None:
         raise ValueError(f"--trajectory works on one tile: keep --size at most --tile ({job.tile})")
-    network = load_network(job.weights, device=device)
+    network = features if features is not None else load_network(job.weights, device=device)
 
     if content is not None and job.mode is not Mode.SUPERRES:
         content = resize(content, size)
@@ -163,9 +170,9 @@ def render_still(
         if progress is not None:
             progress(Progress(done, total, 0, size, record.get("loss") or 0.0, {}))
 
-    def run(one: Job | TileRound, start: Tensor | None, content: Tensor | None) -> tuple:
+    def run(one: Job | TileRound, inputs: Inputs) -> tuple:
         nonlocal done
-        result = run_here(one, start, content, network, bank, device, callback)
+        result = run_here(one, inputs, network, bank, device, callback)
         done += result[1]["steps"]
         return result
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path
+from .folder import FRAMES
 
 # Fast lossless PNG: OpenCV's libpng with zlib's run-length strategy writes a 1080p frame in about 60 %
 # of the time Pillow takes at its fastest level, and 5-20 % smaller (bench/cluster.py's driver figures).
@@ -18,7 +19,7 @@ PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRIT
 
 class FrameStore:
     def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder) / "frames"
+        self.folder = Path(folder) / FRAMES
 
     def path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
@@ -32,7 +33,11 @@ class FrameStore:
         data = png.tobytes()
         with atomic_path(self.path(index)) as tmp:
             tmp.write_bytes(data)
-        return hashlib.sha256(data).hexdigest()
+        return _sha256(data)
+
+    def sha256(self, index: int) -> str:
+        """The hash of the frame's file as it is on disk (OSError if it is missing)."""
+        return _sha256(self.path(index).read_bytes())
 
     def read(
         self, index: int, size: tuple[int, int] | None = None, sha256: str | None = None
@@ -41,7 +46,7 @@ class FrameStore:
         path = self.path(index)
         try:
             data = path.read_bytes()
-            if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            if sha256 is not None and _sha256(data) != sha256:
                 return None
             with Image.open(path) as img:
                 img.load()
@@ -57,3 +62,7 @@ class FrameStore:
         if not self.folder.is_dir():
             return []
         return sorted(int(p.stem) for p in self.folder.glob("[0-9]" * 6 + ".png"))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -4,26 +4,26 @@ The scales up to the tile size run as one ordinary multi-scale job; every
 larger scale is a round of overlapping tiles over the upsampled result of the
 round before, optimised together as one picture (`render.joint`) and shared
 among the workers. Memory per process then depends on the tile size and its
-share, never on the frame size. Nothing here knows about Ray: the still command
-runs the rounds in process, the scheduler farms them out.
+share, never on the frame size. A FrameWork is a `render.work.Work`: the still
+command runs its rounds in process, the scheduler farms them out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
 from torch import Tensor
 
-from engine.stylize import Settings, noise_like, scales, schedule
+from engine.stylize import Settings, scales, schedule
 from engine.targets import resize
 
-from .images import from_uint8, to_uint8
-from .job import Job, job_seed
+from .canvas import Canvases
+from .job import Job, job_seed, seeded_noise
 from .joint import TileRound
 from .tiles import Blender, Tile, grid, grid_offset
+from .work import Batch
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 64
@@ -38,7 +38,9 @@ class Round:
 
 @dataclass
 class FrameWork:
-    """The jobs of one frame, round by round."""
+    """The jobs of one frame, round by round (a `render.work.Work`)."""
+
+    results_are_pixels = True  # each job returns its region's finished pixels
 
     frame: int
     size: tuple[int, int]  # (H, W) of the finished frame
@@ -72,16 +74,13 @@ class FrameWork:
             schedule(r.iterations, len(scales(r.size, self.settings.min_size, self.settings.scale_step)))
         )
 
-    def jobs(
-        self, index: int, canvas: Tensor | None
-    ) -> tuple[list[Job] | list[TileRound], Tensor | None, Tensor | None]:
-        """Round `index`'s jobs and the canvases they crop from (start, content), given the canvas the
-        previous round left (None for the first round)."""
+    def jobs(self, index: int, canvas: Tensor | None) -> Batch:
+        """Round `index`'s jobs and the canvases they crop from, given the canvas the previous round left
+        (None for the first round)."""
         r = self.rounds[index]
         start = canvas if canvas is not None else self.init
         if start is None and r.tiled:  # noise for the whole canvas, so tiles agree where they overlap
-            generator = torch.Generator().manual_seed(job_seed(self.seed, self.frame, index))
-            start = noise_like(r.size, generator, "cpu")
+            start = seeded_noise(r.size, job_seed(self.seed, self.frame, index))
         start = resize(start, r.size) if start is not None else None
         content = self.content
         if content is not None and not self.settings.content_at_native_size:
@@ -90,8 +89,8 @@ class FrameWork:
             settings = replace(self.settings, iterations=r.iterations)
             job = Job(self.frame, index, 0, Tile(0, 0, *r.size), self.style_weights, settings,
                       job_seed(self.seed, self.frame, index, 0))  # fmt: skip
-            return [job], start, content
-        return [self.tile_round(index)], start, content
+            return Batch([job], Canvases.of(start, content))
+        return Batch([self.tile_round(index)], Canvases.of(start, content))
 
     def tile_round(self, index: int) -> TileRound:
         """Tiled round `index` as one job, without its canvases."""
@@ -108,48 +107,3 @@ class FrameWork:
         for tile, pixels in results:
             blender.add(tile, pixels)
         return blender.result()
-
-
-# Runs a job (a Job, or a TileRound: then its tiles' pixels by index) on its canvases (start, content).
-Runner = Callable[
-    [Job | TileRound, Tensor | None, Tensor | None], tuple[np.ndarray | dict[int, np.ndarray], dict]
-]
-# Runs a round's jobs on their canvases (start, content); returns (region, result) pairs in job order.
-RoundRunner = Callable[[list[Job], Tensor | None, Tensor | None], list[tuple[Tile, np.ndarray]]]
-Work = FrameWork  # or a PatchWork: the same interface
-
-
-def serially(run: Runner) -> RoundRunner:
-    """A round runner that runs each job in turn, in this process."""
-
-    def run_round(jobs: list, start: Tensor | None, content: Tensor | None) -> list[tuple[Tile, np.ndarray]]:
-        return [pair for job in jobs for pair in regions(job, run(job, start, content)[0])]
-
-    return run_round
-
-
-def regions(
-    job: Job | TileRound, result: np.ndarray | dict[int, np.ndarray]
-) -> list[tuple[Tile, np.ndarray]]:
-    """(region, pixels) pairs of a job's result, in tile order."""
-    if isinstance(job, TileRound):
-        return [(job.tiles[i], result[i]) for i in sorted(result)]
-    return [(job.region, result)]
-
-
-def run_frame(
-    work: Work,
-    run_round: RoundRunner,
-    first: int = 0,
-    canvas: Tensor | None = None,
-    after_round: Callable[[int, Tensor], None] | None = None,
-) -> Tensor:
-    """Every round of a picture from round `first` on (resuming from `canvas`, the canvas after round
-    first - 1). Between rounds the canvas is on the uint8 grid, as a checkpoint or Ray would carry it,
-    so a resumed picture equals an uninterrupted one. `after_round(index, canvas)` can checkpoint."""
-    for index in range(first, len(work.rounds)):
-        jobs, start, content = work.jobs(index, canvas)
-        canvas = from_uint8(to_uint8(work.blend(index, run_round(jobs, start, content))))
-        if after_round is not None:
-            after_round(index, canvas)
-    return canvas

@@ -40,20 +40,24 @@ class Tile:
         return x[..., self.y0 : self.y1, self.x0 : self.x1]
 
 
-def _starts(length: int, tile: int, overlap: int, offset: int) -> list[tuple[int, int]]:
-    """Spans [a, b) covering [0, length) with tiles of `tile` overlapping by at least `overlap`, shifted by
-    -offset, starting on multiples of ALIGN."""
-    if length <= tile:
+def cover(
+    length: int, span: int, overlap: int, offset: int, align: int = 1, inside: bool = False
+) -> list[tuple[int, int]]:
+    """Spans [a, b) of at most `span` covering [0, length), overlapping by at least `overlap`, the first
+    shifted by -offset, every start on a multiple of `align`. At the end, a span is cut at the edge
+    (widened over its neighbour if it would be thinner than the network needs), or with `inside` moved
+    in whole, so no region is a sliver (patches: each is resampled to one working size)."""
+    if length <= span:
         return [(0, length)]
-    stride = (tile - overlap) // ALIGN * ALIGN
+    stride = (span - overlap) // align * align
     spans: list[tuple[int, int]] = []
-    a = -offset - (-offset) % ALIGN
+    a = -offset - (-offset) % align
     while not spans or spans[-1][1] < length:
-        lo = max(0, a)
-        hi = min(length, lo + tile)
+        lo = min(max(a, 0), length - span) if inside else max(a, 0)
+        hi = min(length, lo + span)
         if hi - lo < MIN_SPAN:  # the network needs some room: widen a thin edge tile over its neighbour
             lo = max(0, length - MIN_SPAN)
-            lo -= lo % ALIGN
+            lo -= lo % align
         if hi > (spans[-1][1] if spans else 0):
             spans.append((lo, hi))
         a += stride
@@ -66,8 +70,8 @@ def grid(height: int, width: int, tile: int, overlap: int, offset: tuple[int, in
         raise ValueError(f"tile overlap must be in [0, {tile // 2}), not {overlap}")
     return [
         Tile(y0, x0, y1, x1)
-        for y0, y1 in _starts(height, tile, overlap, offset[0])
-        for x0, x1 in _starts(width, tile, overlap, offset[1])
+        for y0, y1 in cover(height, tile, overlap, offset[0], ALIGN)
+        for x0, x1 in cover(width, tile, overlap, offset[1], ALIGN)
     ]
 
 

@@ -1,6 +1,6 @@
 """A video as a scene's content: its frames, and the previous output carried along its optical flow.
 
-`Videowork` stands in for `Camerawork` in a shot whose `start.video` is set:
+`VideoCamera` stands in for `ShotCamera` in a shot whose `start.video` is set:
 frame t's content is the video's frame t; its start is output t−1 warped
 along the flow from video frame t to t−1 (estimated on the source video,
 where motion is real), with the video frame itself where the flow is not to
@@ -56,8 +56,8 @@ class VideoSource:
         return self._cache[t]
 
 
-class Videowork:
-    """A shot's inputs from a video (same interface as Camerawork, without a camera)."""
+class VideoCamera:
+    """A shot's inputs from a video (same interface as ShotCamera, without a camera)."""
 
     exact = False  # motion is estimated, not known
 

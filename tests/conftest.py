@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers import free_port
 from tests.tiny import TinyFeatures
 
+BIN = Path(sys.executable).parent
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 # A scene that renders in seconds (48x32, a slow zoom): TINY_SCENE.format(frames=N, iterations=K).
@@ -46,3 +58,101 @@ def vgg():
     from render.network import load_network
 
     return load_network()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the whole session, in this process, started as the CLI starts it: renders in
+    tests run here through `tests.helpers.cli`, and the CLI joins this Ray (init_ray returns early
+    when Ray is up) instead of starting torch, VGG-19 and a Ray of their own. Never shut down mid-session."""
+    import ray
+
+    from cluster.scheduler import init_ray
+
+    before = signal.getsignal(signal.SIGTERM)
+    init_ray("local")  # a Ray of its own even where RAY_ADDRESS names a cluster
+    signal.signal(signal.SIGTERM, before)  # init_ray's handler is the CLI's, not pytest's
+    yield
+    ray.shutdown()
+
+
+@dataclass
+class RayHead:
+    """`ray start --head --block` as a user starts a cluster, with the job server that `ray job submit`
+    needs, its ports and session files its own (a short path: Ray's socket paths must fit 107 bytes).
+    Token authentication is on, with a token of its own, as Ray 2.59 and later turn it on where a token
+    exists; `ray job submit` and a render joining it send the token only under RAY_AUTH_MODE=token (in
+    `env`). `python` in a job's entrypoint is this virtualenv's, as on a cluster set up with it. It has
+    this machine's cores, as a local Ray has: a CPU worker's threads, so its pixels, follow them."""
+
+    process: subprocess.Popen  # in a session (process group) of its own
+    port: int  # its GCS: --address 127.0.0.1:PORT
+    dashboard: str  # the job server: http://127.0.0.1:PORT
+    sessions: Path  # its --temp-dir, where its workers' logs are
+    env: dict[str, str]
+    up: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls) -> RayHead:
+        sessions = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
+        port, dashboard = free_port(), free_port()
+        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = os.environ | {"PATH": path, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        env.pop("RAY_ADDRESS", None)
+        process = subprocess.Popen(
+            [BIN / "ray", "start", "--head", "--block", f"--port={port}", f"--temp-dir={sessions}",
+             f"--num-cpus={os.cpu_count()}", "--node-ip-address=127.0.0.1", "--include-dashboard=true",
+             f"--dashboard-port={dashboard}", f"--dashboard-agent-listen-port={free_port()}",
+             f"--ray-client-server-port={free_port()}", "--disable-usage-stats"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env,
+        )  # fmt: skip
+        return cls(process, port, f"http://127.0.0.1:{dashboard}", sessions, env)
+
+    def wait_up(self) -> RayHead:
+        if not self.up:
+            for line in self.process.stdout:  # until the head says it is up (EOF: it died)
+                if "Ray runtime started" in line:
+                    break
+            assert self.process.poll() is None, "ray start --head failed"
+            threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep it from filling
+            self.up = True
+        return self
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)  # the whole throwaway head at once
+        self.process.wait()
+        self.process.stdout.close()
+        shutil.rmtree(self.sessions, ignore_errors=True)
+
+
+_head: RayHead | None = None
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Where a test of this run needs the head, start it now: it comes up while the tests before run."""
+    global _head
+    if config.option.collectonly:
+        return
+    if _head is None and any("ray_head" in getattr(item, "fixturenames", ()) for item in items):
+        _head = RayHead.start()
+
+
+def pytest_unconfigure(config) -> None:
+    global _head
+    if _head is not None:
+        _head.stop()
+        _head = None
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> RayHead:
+    """The one `ray start --head` of the session (see RayHead), up."""
+    global _head
+    if _head is None:
+        _head = RayHead.start()
+    return _head.wait_up()

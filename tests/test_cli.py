@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
 from render.video import count_frames
+from tests.helpers import cli, cli_process
 
 TINY = ["--size", "48", "--iterations", "3"]
 
 
-def stylereel(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cluster.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
 def test_help_lists_the_commands():
-    result = stylereel("--help")
+    result = cli_process("--help")  # the command itself, in a fresh interpreter
     assert result.returncode == 0
     assert "still" in result.stdout and "score" in result.stdout
 
@@ -29,7 +22,7 @@ def test_help_lists_the_commands():
 @pytest.mark.slow
 def test_still_writes_the_image_and_the_trajectory(tmp_path):
     out, movie = tmp_path / "out.png", tmp_path / "t.mp4"
-    result = stylereel(
+    result = cli(
         "still",
         "-c",
         "builtin:astronaut",
@@ -90,14 +83,14 @@ def test_still_writes_the_image_and_the_trajectory(tmp_path):
 )
 def test_every_mode_runs(tmp_path, args):
     out = tmp_path / "o.png"
-    result = stylereel("still", *args, "-o", str(out), "--size", "48", "--iterations", "2")
+    result = cli("still", *args, "-o", str(out), "--size", "48", "--iterations", "2")
     assert result.returncode == 0, result.stderr
     assert out.is_file()
 
 
 @pytest.mark.slow
 def test_score_is_zero_for_an_image_against_itself(tmp_path):
-    result = stylereel(
+    result = cli(
         "score", "builtin:coffee", "--content", "builtin:coffee", "--style", "builtin:coffee", "--size", "48"
     )
     assert result.returncode == 0, result.stderr
@@ -155,17 +148,12 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.png").write_bytes(b"precious")
-    # All at once: each is a fresh interpreter that mostly waits on its imports.
-    cases = _bad_inputs(inputs)
-    command = [sys.executable, "-m", "cluster.cli", "still"]
-    procs = [
-        subprocess.Popen([*command, *args, "-o", str(out / "keep.png"), "--iterations", "1"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for args, _ in cases
-    ]  # fmt: skip
-    for (args, message), proc in zip(cases, procs, strict=True):
-        _, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 2, (args, stderr)
+    # In this process, one after the other; stderr has what reached file descriptor 2 too, as a
+    # process's would (the two tests below are the command in a process of its own).
+    for args, message in _bad_inputs(inputs):
+        result = cli("still", *args, "-o", str(out / "keep.png"), "--iterations", "1")
+        stderr = result.stderr
+        assert result.returncode == 2, (args, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, stderr)
         assert "Traceback" not in stderr
@@ -176,7 +164,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
 def test_render_at_an_address_nothing_answers_fails_at_once_and_writes_nothing(tmp_path):
     scene = tmp_path / "scene.toml"
     scene.write_text('[output]\nwidth = 32\nheight = 32\nframes = 2\n[styles]\na = "builtin:coffee"\n')
-    result = stylereel("render", str(scene), "--address", "127.0.0.1:1")
+    result = cli_process("render", str(scene), "--address", "127.0.0.1:1")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "stylereel: error: --address 127.0.0.1:1: no Ray cluster answers there (Connection refused)"
@@ -185,7 +173,7 @@ def test_render_at_an_address_nothing_answers_fails_at_once_and_writes_nothing(t
 
 
 def test_output_in_a_missing_folder_is_refused(tmp_path):
-    result = stylereel(
+    result = cli_process(
         "still", "-c", "builtin:coffee", "-s", "builtin:coffee", "-o", str(tmp_path / "no" / "o.png")
     )
     assert result.returncode == 2 and "does not exist" in result.stderr

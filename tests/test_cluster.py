@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,9 +12,9 @@ import numpy as np
 import pytest
 
 from render.video import count_frames
-from tests.test_render import cli, pixels
+from tests.helpers import cli, cli_process, pixels, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 SCENE = """
 seed = 2
@@ -97,32 +95,34 @@ def test_a_tiled_movie_stays_with_the_whole_one(reference, tmp_path, vgg):
 
 
 def _workers(root: int) -> list[int]:
-    """The worker processes of the render at `root` (Ray starts them under its raylet, under the
-    driver), not those of anything else running on the machine."""
+    """The worker processes under `root` (Ray starts them under its raylet, under the driver that
+    started it: here this process), not those of anything else running on the machine."""
     from bench.memory import _memory_of_tree
 
     return [pid for pid, (_, _, cmd) in _memory_of_tree(root).items() if "ray::FrameWorker" in cmd]
 
 
 def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
+    """The render runs here, on the session's Ray; a thread kills one of its two workers once frame 1 is
+    written, and the render goes on to the reference's frames."""
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
     out = tmp_path / "scene.render"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster.cli", "render", str(scene), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not (out / "frames" / "000001.png").exists():
-        assert proc.poll() is None and time.time() < deadline
-        time.sleep(0.01)
-    victims = _workers(proc.pid)
+    earlier = set(_workers(os.getpid()))  # earlier renders' workers, perhaps still on their way out
+    victims: list[int] = []
+
+    def kill_a_worker() -> None:
+        if until(lambda: (out / "frames" / "000001.png").exists(), 120):
+            victims.extend(pid for pid in _workers(os.getpid()) if pid not in earlier)
+            if victims:
+                os.kill(victims[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    result = cli("render", scene, "--workers", "2")
+    killer.join()
     assert victims, "no worker process found"
-    os.kill(victims[0], signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=240)
-    assert proc.returncode == 0, stderr
+    assert result.returncode == 0, result.stderr
     for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
         assert np.array_equal(mine, theirs)
     assert count_frames(out / "scene.mp4") == FRAMES
@@ -131,37 +131,14 @@ def test_killing_a_worker_mid_render_loses_nothing(reference, tmp_path):
     assert len(workers) >= 3  # the two first workers and the one that replaced the killed one
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_a_render_joins_a_running_ray_cluster_with_address(reference, tmp_path):
+def test_a_render_joins_a_running_ray_cluster_with_address(reference, ray_head, tmp_path):
     """`ray start --head`, as a user starts a cluster, then `render --address`: the project's code
-    reaches the cluster's workers through the runtime environment, and the frames are the same."""
-    port = _free_port()
-    head = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
-         f"--port={port}", f"--num-cpus={os.cpu_count()}", "--node-ip-address=127.0.0.1",
-         "--include-dashboard=false", "--disable-usage-stats", f"--ray-client-server-port={_free_port()}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        scene = tmp_path / "scene.toml"
-        scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
-        for line in head.stdout:  # until the head says it is up (EOF: it died)
-            if "Ray runtime started" in line:
-                break
-        assert head.poll() is None, "ray start --head failed"
-        threading.Thread(target=head.stdout.read, daemon=True).start()  # keep its pipe from filling
-        result = cli("render", str(scene), "--address", f"127.0.0.1:{port}", "--workers", "2")
-        assert result.returncode == 0, result.stderr
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        head.wait(timeout=60)
+    reaches the cluster's workers through the runtime environment, and the frames are the same. The
+    render is a process of its own: here the CLI would join the session's Ray."""
+    scene = tmp_path / "scene.toml"
+    scene.write_text(SCENE.replace("tile = 128", "tile = 96"))
+    result = cli_process("render", scene, "--address", ray_head.address, "--workers", "2", env=ray_head.env)
+    assert result.returncode == 0, result.stderr
     out = tmp_path / "scene.render"
     for mine, theirs in zip(pixels(out), pixels(reference[1]), strict=True):
         assert np.array_equal(mine, theirs)
@@ -180,11 +157,10 @@ def test_bad_weights_fail_at_once_without_retries(tmp_path):
 
 
 def test_a_patch_still_on_ray_equals_the_one_in_process(tmp_path):
-    import ray
     import torch
 
     from cluster.stills import ray_farm
-    from render.patches import Patches
+    from render.scene import Patches
     from render.still import StillJob, render_still
 
     def job(name: str) -> StillJob:
@@ -192,8 +168,8 @@ def test_a_patch_still_on_ray_equals_the_one_in_process(tmp_path):
             tmp_path / name,
             content="builtin:astronaut",
             styles=(("builtin:coffee", 1.0),),
-            size=80,
-            patches=Patches(size=32, rounds=3, steps=2, localized=True),
+            size=64,  # a round of one patch at half resolution, then one of 9 at full resolution
+            patches=Patches(size=32, rounds=2, steps=2, localized=True),
             seed=1,
         )
 
@@ -201,10 +177,9 @@ def test_a_patch_still_on_ray_equals_the_one_in_process(tmp_path):
     torch.set_num_threads(os.cpu_count())  # as many as the one actor gets: results depend on it
     try:
         here = render_still(job("here.png"))
-        there = render_still(job("there.png"), farm=ray_farm(None, "cpu", 1, None))
+        there = render_still(job("there.png"), farm=ray_farm(None, "cpu", 1, None))  # the session's Ray
     finally:
         torch.set_num_threads(threads)
-        ray.shutdown()
     assert torch.equal(here, there)
 
 
@@ -253,22 +228,16 @@ class _SuspectActor:
 
 
 def test_a_suspect_result_is_rerun_with_another_seed_then_more_iterations():
-    import ray
-
     from cluster.pool import WorkerPool
     from engine.stylize import Settings
     from render.job import Job
     from render.tiles import Tile
 
-    ray.init(address="local", num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1")
-    try:
-        pool = WorkerPool(_SuspectActor, 1)
-        pool.submit(Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11))
-        done = []
-        while not done:
-            done = pool.wait(1.0)
-    finally:
-        ray.shutdown()
+    pool = WorkerPool(_SuspectActor, 1)
+    pool.submit(Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11), None)
+    done = []
+    while not done:
+        done = pool.wait(1.0)
     ((job, _, record),) = done
     assert record["reruns"] == ["result contains NaN or Inf"] * 2 and record["attempts"] == 3
     assert record["seed"] != 11 and record["steps"] == 10  # another seed, then twice the iterations

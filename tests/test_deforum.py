@@ -21,6 +21,7 @@ import pytest
 from render.plan import plan_scene
 from render.scene import SceneError, load_scene
 from render.schedule import Schedule, ScheduleError
+from tests.helpers import cli
 
 SCENES = sorted((Path(__file__).resolve().parents[1] / "scenes").glob("*.toml"))
 ZOOM = SCENES[0].with_name("zoom.toml")  # its angle is a loop over max_f
@@ -120,9 +121,7 @@ def test_where_stylereel_departs_from_deforum_on_purpose():
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory) -> Path:
     """`stylereel schema`'s output, in a file."""
-    result = subprocess.run(
-        [sys.executable, "-m", "cluster.cli", "schema"], capture_output=True, text=True, timeout=60
-    )
+    result = cli("schema")
     assert result.returncode == 0, result.stderr
     path = tmp_path_factory.mktemp("schema") / "schema.json"
     path.write_text(result.stdout)

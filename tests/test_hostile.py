@@ -13,34 +13,22 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from cluster.cli import app
 from cluster.flight import Frame, frame_record
-from cluster.manifest import Manifest
 from cluster.outdir import open_outdir
 from render.folder import LOCK, render_alive, render_lock
 from render.job import finish
+from render.manifest import Manifest
 from render.scene import load_scene
 from render.store import FrameStore
 from tests.conftest import TINY_SCENE
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def run(*args: str) -> tuple[int, list[str], str]:
-    """The CLI in this process: exit code, stderr's lines, stdout."""
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stderr.strip().splitlines(), result.stdout
+from tests.helpers import CLI, cli, run, snapshot, until
 
 
 @pytest.fixture
@@ -245,24 +233,16 @@ def test_reruns_are_recorded_with_the_frame_and_shown_by_status(scene, tmp_path)
     assert code == 0 and f"rerun: frame 0: {reasons[0]}" in stdout
 
 
-def until(condition: Callable[[], bool], timeout: float = 240.0) -> bool:
-    """Whether `condition` came true within `timeout` seconds (checked every 50 ms)."""
-    deadline, tick = time.monotonic() + timeout, threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.05)
-    return True
-
-
 @pytest.mark.slow
-def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
+def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path, ray_session):
+    """The render that gets SIGTERM is a process of its own (and its own Ray); the one that resumes it
+    runs here, on the session's Ray."""
     scene = tmp_path / "s.toml"
     scene.write_text(TINY_SCENE.format(frames=6, iterations=12))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "cluster.cli", "render", str(scene), "-o", str(out)]
+    command = ["render", str(scene), "-o", str(out)]
     render = subprocess.Popen(
-        [*command, "--serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*CLI, *command, "--serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     said: list[str] = []  # stderr's lines as they come
     reader = threading.Thread(target=lambda: said.extend(render.stderr), daemon=True)
@@ -287,7 +267,7 @@ def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path):
     assert line.startswith("stylereel: interrupted; ") and line.endswith("run the same command to resume")
     assert "Traceback" not in stderr
     assert sorted(p.name for p in out.iterdir()) == ["frames", "manifest.json"]  # no lock, temp or progress
-    again = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    again = cli(*command)
     assert again.returncode == 0, again.stderr
     assert len(Manifest.load(out).frames) == 6 and (out / "s.mp4").is_file()
     assert f"{line[24:].split(' of ')[0]} of 6 frames are done" in again.stderr  # where it resumed

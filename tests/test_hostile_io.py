@@ -4,12 +4,7 @@ manifest pointing outside it, an --address where something other than Ray answer
 from __future__ import annotations
 
 import http.server
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +15,7 @@ import pytest
 
 from cluster.address import prepare
 from cluster.encode import encode_frames
-from cluster.manifest import Manifest
+from render.manifest import Manifest
 from render.store import FrameStore
 from render.video import VideoWriter, count_frames
 
@@ -164,30 +159,8 @@ def test_an_address_where_a_web_server_answers_is_refused(monkeypatch, scheme):
         server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_an_address_where_ray_answers_is_accepted(monkeypatch):
-    """A head as a user starts one; its GCS must pass the check that refuses a web server."""
+def test_an_address_where_ray_answers_is_accepted(monkeypatch, ray_head):
+    """A head as a user starts one (the session's); its GCS must pass the check that refuses a web server."""
     monkeypatch.setattr("cluster.address.use_auth_token", lambda: None)
-    port = _free_port()
-    head = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block",
-         f"--port={port}", "--num-cpus=0", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-         "--disable-usage-stats", f"--ray-client-server-port={_free_port()}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        for line in head.stdout:  # until the head says it is up (EOF: it died)
-            if "Ray runtime started" in line:
-                break
-        assert head.poll() is None, "ray start --head failed"
-        threading.Thread(target=head.stdout.read, daemon=True).start()  # keep its pipe from filling
-        prepare(f"127.0.0.1:{port}")
-    finally:
-        os.killpg(head.pid, signal.SIGKILL)  # the whole throwaway head at once (SIGTERM's stop takes 3-30 s)
-        head.wait()
+    prepare(ray_head.address)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cluster.manifest import Manifest
+from render.manifest import Manifest
 
 
 def test_the_manifest_reads_back_as_written_one_frame_a_line(tmp_path):

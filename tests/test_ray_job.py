@@ -5,19 +5,10 @@ through the job's working_dir or py_modules, and the frames are a local render's
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -26,33 +17,23 @@ import yaml
 from packaging.requirements import Requirement
 
 from cluster.address import JOB_CONFIG, Cluster, cluster_to_join, runtime_env_for
-from tests.conftest import TINY_SCENE
-from tests.test_render import cli
+from tests.conftest import BIN, TINY_SCENE, RayHead
+from tests.helpers import cli
 
 SCENE = TINY_SCENE.format(frames=3, iterations=2)
-BIN = Path(sys.executable).parent
 PACKAGES = ("engine", "render", "cluster")
 
 
-@dataclass
 class Head:
-    process: subprocess.Popen  # `ray start --head --block`, in a session of its own
-    dashboard: str  # the job server: http://127.0.0.1:PORT
-    sessions: Path  # its --temp-dir, where its workers' logs are
-    env: dict[str, str]  # what `ray job submit` needs too: the token
-    up: bool = False
+    """Submits jobs to the session's head (`ray_head`) and checks where they rendered."""
+
+    def __init__(self, head: RayHead) -> None:
+        self.head = head
 
     def submit(self, *args: str) -> str:
-        """`ray job submit ARGS` to this head, once it is up; the job must succeed. Returns its output."""
-        if not self.up:
-            for line in self.process.stdout:  # until the head says it is up (EOF: it died)
-                if "Ray runtime started" in line:
-                    break
-            assert self.process.poll() is None, "ray start --head failed"
-            threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep it from filling
-            self.up = True
-        submit = subprocess.run([BIN / "ray", "job", "submit", "--address", self.dashboard, *args],
-                                capture_output=True, text=True, timeout=300, env=self.env)  # fmt: skip
+        """`ray job submit ARGS` to the head; the job must succeed. Returns its output."""
+        submit = subprocess.run([BIN / "ray", "job", "submit", "--address", self.head.dashboard, *args],
+                                capture_output=True, text=True, timeout=300, env=self.head.env)  # fmt: skip
         assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
         return submit.stdout + submit.stderr
 
@@ -63,39 +44,18 @@ class Head:
         for t in frames if frames is not None else [int(t) for t in records]:
             for worker in records[str(t)]["workers"]:
                 pid = worker.rpartition(":")[2]
-                assert list(self.sessions.glob(f"session_*/logs/worker-*-{pid}.out")), f"frame {t}: {worker}"
+                sessions = self.head.sessions
+                assert list(sessions.glob(f"session_*/logs/worker-*-{pid}.out")), f"frame {t}: {worker}"
+
+
+@pytest.fixture
+def head(ray_head) -> Head:
+    return Head(ray_head)
 
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[Head]:
-    """A head with the job server, its ports and session files its own (a short path: Ray's socket
-    paths must fit 107 bytes). Token authentication is on, with a token of its own, as Ray 2.59 and
-    later turn it on where a token exists; `ray job submit` sends the token only under
-    RAY_AUTH_MODE=token. `python` in an entrypoint is this virtualenv's, as on a cluster set up with it."""
-    sessions = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
-    dashboard = _free_port()
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
-                        "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)
-    process = subprocess.Popen(
-        [BIN / "ray", "start", "--head", "--block", f"--port={_free_port()}", f"--temp-dir={sessions}",
-         f"--num-cpus={os.cpu_count()}",  # as local Ray has: a CPU worker's threads, so its pixels, follow it
-         "--node-ip-address=127.0.0.1", "--include-dashboard=true", f"--dashboard-port={dashboard}",
-         f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-         "--disable-usage-stats"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=env,
-    )  # fmt: skip
-    try:
-        yield Head(process, f"http://127.0.0.1:{dashboard}", sessions, env)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the whole throwaway head at once
-        process.wait()
-        shutil.rmtree(sessions, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, head) -> Path:
-    """The scene rendered on local Ray, while the head starts."""
+def reference(tmp_path_factory, ray_session) -> Path:
+    """The scene rendered on local Ray (the session's, in this process)."""
     root = tmp_path_factory.mktemp("local")
     (root / "scene.toml").write_text(SCENE)
     local = cli("render", str(root / "scene.toml"), "-o", str(root / "out"), "--workers", "1")
@@ -248,9 +208,3 @@ def test_the_ray_examples_install_what_pyproject_lists():
 
 def _frames(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((folder / "frames").glob("*.png"))}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

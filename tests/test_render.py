@@ -7,17 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from render.video import count_frames
+from tests.helpers import CLI, cli, pixels, snapshot, until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
 SCENE = """
 seed = 5
@@ -48,19 +46,6 @@ angle = 1.5
 border = "content"
 """
 FRAMES = 8
-
-
-def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cluster.cli", *args], capture_output=True, text=True,
-                          timeout=240, **kw)  # fmt: skip
-
-
-def pixels(folder: Path) -> list[np.ndarray]:
-    return [np.asarray(Image.open(p)) for p in sorted((folder / "frames").glob("*.png"))]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +93,14 @@ def test_sigkilled_render_resumes_to_the_identical_frames(reference, tmp_path):
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE)
     out = tmp_path / "scene.render"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cluster.cli", "render", str(scene)],
+    proc = subprocess.Popen(  # a process of its own (and its own Ray): the kill must take the driver
+        [*CLI, "render", str(scene)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the kill takes the whole process group, as a terminal's would
     )
-    deadline = time.time() + 120
-    while not (out / "frames" / "000002.png").exists():
-        assert proc.poll() is None and time.time() < deadline, "render ended before it could be killed"
-        time.sleep(0.01)
+    assert until(lambda: (out / "frames" / "000002.png").exists() or proc.poll() is not None, 120)
+    assert proc.poll() is None, "render ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = len(pixels(out))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from render.plan import drift_weights, plan_scene
 from render.scene import SceneError, json_schema, load_scene
+from tests.helpers import cli
 
 GOOD = """
 seed = 1
@@ -181,19 +180,15 @@ def test_a_job_is_measured_on_this_machine(tiny):
 
 def test_schema_and_plan_commands(tmp_path):
     path = write(tmp_path, GOOD)
-    result = subprocess.run([sys.executable, "-m", "cluster.cli", "schema"], capture_output=True, text=True)
+    result = cli("schema")
     assert result.returncode == 0 and json.loads(result.stdout)["title"] == "stylereel scene"
-    result = subprocess.run(
-        [sys.executable, "-m", "cluster.cli", "plan", str(path)], capture_output=True, text=True
-    )
+    result = cli("plan", path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
     assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]
     assert "min on one H100" in lines[-1]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
-    result = subprocess.run(
-        [sys.executable, "-m", "cluster.cli", "plan", str(bad)], capture_output=True, text=True
-    )
+    result = cli("plan", bad)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "camera.zoom: frame 1: must be > 0" in result.stderr

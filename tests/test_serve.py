@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cluster.manifest import Manifest
 from cluster.serve import serving
 from render.atomic import write_text
 from render.folder import LOCK, PROGRESS, render_lock
+from render.manifest import Manifest
 from render.scene import load_scene
 from render.store import FrameStore
 from render.video import VideoWriter
@@ -62,7 +62,8 @@ class PlayedRender:
         self.progress(current=t + 1 if left else None)
 
     def progress(self, current: int | None) -> None:
-        """progress.json as `_save_progress` writes it, one worker on frame `current` (None: idle)."""
+        """progress.json as a render writes it (`render.render_folder.Progress`), one worker on frame
+        `current` (None: idle)."""
         jobs, job = len(self.manifest.frames), None if current is None else [current, 0, 0]
         worker = {"name": "w0", "jobs": jobs, "busy_seconds": 0.5 * jobs, "failures": 0, "excluded": False,
                   "current": job, "since": round(self.started, 1)}  # fmt: skip

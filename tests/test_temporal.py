@@ -147,10 +147,10 @@ def write_clip(path, frames: int = 6) -> None:
 
 
 @pytest.mark.slow
-def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_path):
+def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_path, ray_session):
     import json
 
-    from tests.test_render import cli
+    from tests.helpers import cli
 
     write_clip(tmp_path / "clip.mp4")
     scene = tmp_path / "v.toml"

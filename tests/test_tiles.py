@@ -9,8 +9,9 @@ from engine.stylize import Settings
 from engine.targets import StyleBank
 from render.images import load_image
 from render.joint import TileRound, run_here
-from render.tiled import FrameWork, run_frame, serially
+from render.tiled import FrameWork
 from render.tiles import Blender, Tile, feather, grid, grid_offset
+from render.work import run_frame, serially
 
 
 def test_grid_covers_the_frame_for_any_offset_and_blends_exactly():
@@ -30,16 +31,16 @@ def test_grid_moves_every_frame():
 
 def test_frames_within_the_tile_size_are_one_job():
     work = FrameWork(0, (96, 128), Settings(iterations=3), None, None, (1.0,), seed=0, tile=512)
-    assert len(work.rounds) == 1 and len(work.jobs(0, None)[0]) == 1
+    assert len(work.rounds) == 1 and len(work.jobs(0, None).jobs) == 1
 
 
 def test_large_frame_goes_coarse_to_fine_with_tiled_fine_scales():
     work = FrameWork(0, (1080, 1920), Settings(iterations=10), None, None, (1.0,), seed=0, tile=512)
     assert [r.tiled for r in work.rounds] == [False] + [True] * (len(work.rounds) - 1)
     assert max(work.rounds[0].size) <= 512 and work.rounds[-1].size == (1080, 1920)
-    jobs, start, _ = work.jobs(len(work.rounds) - 1, torch.zeros(1, 3, 100, 100))
-    assert start.shape[-2:] == (1080, 1920)
-    [job] = jobs  # the round is one job over all its tiles
+    batch = work.jobs(len(work.rounds) - 1, torch.zeros(1, 3, 100, 100))
+    assert batch.inputs.start.shape[:2] == (1080, 1920)
+    [job] = batch.jobs  # the round is one job over all its tiles
     assert job.size == (1080, 1920) and all(max(t.size) <= 512 for t in job.tiles)
     for ranks in (1, 2, 3, 8):  # shared among workers: each tile once, loads within one tile
         shares = [job.share(r, ranks) for r in range(ranks)]
@@ -70,10 +71,10 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
 
     def render(init, tile: int, overlap: int = 32):
         work = FrameWork(1, (128, 192), settings, init, content, (1.0,), seed=4, tile=tile, overlap=overlap)
-        out = run_frame(work, serially(lambda job, start, c: run_here(job, start, c, vgg, bank)))
+        out = run_frame(work, serially(lambda job, inputs: run_here(job, inputs, vgg, bank)))
         return out, [
             t
-            for job in work.jobs(0, init)[0]
+            for job in work.jobs(0, init).jobs
             for t in (job.tiles if isinstance(job, TileRound) else [job.region])
         ]
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cluster.encode import encode_frames
-from cluster.manifest import Manifest
+from render.manifest import Manifest
 from render.metrics import video_frames
 from render.scene import SceneError, load_scene
 from render.store import FrameStore

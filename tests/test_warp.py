@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from render.frames import Camerawork, WarpedStart
+from render.frames import ShotCamera, WarpedStart
 from render.images import from_uint8, to_uint8
 from render.plan import FramePlan
 from render.warp import Camera, source_region, warp
@@ -61,7 +61,7 @@ def _plan(camera: Camera, content: str = "feedback") -> FramePlan:
 def test_a_tile_warped_from_its_window_equals_its_part_of_the_whole_frame_warp():
     size = (60, 80)
     previous = from_uint8(to_uint8(smooth_image(1, size)))  # as written to disk
-    camera = Camerawork(size, smooth_image(2, size), "reflection", anchor=0.2)
+    camera = ShotCamera(size, smooth_image(2, size), "reflection", anchor=0.2)
     for cam in (Camera(zoom=1.1, angle=7, translate_x=3), Camera(zoom=0.9, angle=-5, translate_y=-4)):
         plan = _plan(cam)
         matrices = camera.step(plan)
@@ -78,7 +78,7 @@ def test_a_tile_warped_from_its_window_equals_its_part_of_the_whole_frame_warp()
 
 def test_workers_get_the_start_image_only_where_later_frames_read_it():
     start = smooth_image(2, (20, 30))
-    assert Camerawork((20, 30), start, "reflection").for_workers("feedback").start is None
-    assert Camerawork((20, 30), start, "reflection").for_workers("fixed").start is start
-    assert Camerawork((20, 30), start, "reflection", anchor=0.1).for_workers("feedback").start is start
-    assert Camerawork((20, 30), start, "content").for_workers("feedback").start is start
+    assert ShotCamera((20, 30), start, "reflection").for_workers("feedback").start is None
+    assert ShotCamera((20, 30), start, "reflection").for_workers("fixed").start is start
+    assert ShotCamera((20, 30), start, "reflection", anchor=0.1).for_workers("feedback").start is start
+    assert ShotCamera((20, 30), start, "content").for_workers("feedback").start is start

@@ -13,13 +13,13 @@ from .video import count_frames
 
 
 @dataclass(frozen=True)
-class Inputs:
+class SceneInputs:
     plans: list[FramePlan]
     styles: list[Tensor]  # (1, 3, h, w) each, in the scene's order
     starts: list[Tensor | None]  # per shot: its start.content as read, or None
 
 
-def scene_inputs(scene: Scene) -> Inputs:
+def scene_inputs(scene: Scene) -> SceneInputs:
     """Every schedule evaluated, every image and video read: a scene that cannot render is refused
     here (ValueError naming the file and key) before anything is written or computed."""
     plans = plan_scene(scene)
@@ -30,4 +30,4 @@ def scene_inputs(scene: Scene) -> Inputs:
             raise ValueError(
                 f"{scene.path}: start.video: {shot.start.video} has fewer than {shot.length} frames"
             )
-    return Inputs(plans, styles, starts)
+    return SceneInputs(plans, styles, starts)

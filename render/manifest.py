@@ -8,14 +8,14 @@ hash recorded here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from render.atomic import write_text
-from render.folder import MANIFEST as NAME
-from render.folder import video_name_ok
-from render.version import FRAMES_VERSION, version
+from .atomic import write_text
+from .folder import MANIFEST, video_name_ok
+from .version import FRAMES_VERSION, version
 
 # What each key must be: a manifest of valid JSON but another shape is refused, not followed.
 _SHAPE = {"scene_hash": str, "scene": dict, "seed": int, "frame_count": int, "video": str, "frames": dict,
@@ -39,7 +39,7 @@ class Manifest:
 
     @classmethod
     def load(cls, folder: Path) -> Manifest | None:
-        path = Path(folder) / NAME
+        path = Path(folder) / MANIFEST
         if not path.is_file():
             return None
         text = path.read_text(errors="replace")  # a fault of the disk (OSError) is not the manifest's
@@ -57,16 +57,38 @@ class Manifest:
             ) from None
 
     def save(self, folder: Path) -> None:
-        write_text(Path(folder) / NAME, self.text())
+        write_text(Path(folder) / MANIFEST, self.text())
 
     def text(self) -> str:
         """The manifest as JSON, one frame a line. It is rewritten after every frame, on the thread
-        beside the driver's: json's indented output runs in Python under the GIL (0.4 s at 10,000
-        frames), each compact line in C."""
+        beside the driver's: json's indented output runs in Python under the GIL, and grows with the
+        frames; each compact line is made in C."""
         head = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "frames"}
         lines = [f'  "{t}": {json.dumps(r, sort_keys=True)}' for t, r in sorted(self.frames.items())]
         frames = "{\n" + ",\n".join(lines) + "\n }" if lines else "{}"
         return json.dumps(head, indent=1, sort_keys=True)[:-2] + f',\n "frames": {frames}\n}}\n'
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The frames' (height, width); KeyError if the scene lacks them."""
+        return self.scene["output.height"], self.scene["output.width"]
+
+    @property
+    def known_motion(self) -> bool:
+        """Whether each frame's recorded step is the camera's exact motion: no shot starts from a video."""
+        return not any(key.endswith("start.video") and value for key, value in self.scene.items())
+
+    def pace(self, frames: Iterable[int], recent: int = 10) -> float | None:
+        """Seconds per frame lately, over `frames` (complete ones): from when the last `recent` of them
+        finished (so frames rendered side by side, cadence tweens and a slow first frame count as they
+        run), else their own times."""
+        records = [self.frames[t] for t in sorted(frames)]
+        finished = [r["finished"] for r in records if isinstance(r.get("finished"), int | float)]
+        finished = sorted(finished)[-recent:]
+        if len(finished) >= 3 and finished[-1] > finished[0]:
+            return (finished[-1] - finished[0]) / (len(finished) - 1)
+        times = [r["seconds"] for r in records[-recent:] if isinstance(r.get("seconds"), int | float)]
+        return sum(times) / len(times) if times else None
 
 
 def _check_shape(data: Any) -> None:
