@@ -1,6 +1,13 @@
 from __future__ import annotations
 
 import os
+
+# OpenMP's threads (torch's, here and in every process the tests start: they inherit it) sleep while they
+# wait instead of spinning: on a machine whose few cores something else is using too, a spinning thread
+# takes the core its partner needs, and small operations on two threads ran 3-7x slower. The pixels are
+# the same: the work is split between the threads as before. Set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import secrets
 import shutil
 import signal
@@ -19,6 +26,11 @@ from tests.helpers import free_port
 from tests.tiny import TinyFeatures
 
 BIN = Path(sys.executable).parent
+# Ray reads RAY_AUTH_MODE once, when it is imported (collection imports it); the Rays that in-process
+# tests start must agree with it, or their GCS asks for a token this process never sends
+# (`cluster.address.use_auth_token` switches it on where ~/.ray/auth_token exists). A head of the tests'
+# own sets its processes' mode itself (RayHead.env).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 # A scene that renders in seconds (48x32, a slow zoom): TINY_SCENE.format(frames=N, iterations=K).

@@ -217,7 +217,7 @@ class _SuspectActor:
     """Stands in for a worker: every result it returns contains NaN."""
 
     class _Render:
-        def remote(self, job, start, content):
+        def remote(self, job, inputs):
             import ray
 
             record = {"seconds": 0.1, "steps": job.settings.iterations, "planned": job.settings.iterations,
@@ -232,9 +232,10 @@ def test_a_suspect_result_is_rerun_with_another_seed_then_more_iterations():
     from engine.stylize import Settings
     from render.job import Job
     from render.tiles import Tile
+    from render.work import Batch
 
     pool = WorkerPool(_SuspectActor, 1)
-    pool.submit(Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11), None)
+    pool.submit(Batch([Job(3, 0, 0, Tile(0, 0, 8, 8), (1.0,), Settings(iterations=5), seed=11)], None))
     done = []
     while not done:
         done = pool.wait(1.0)
