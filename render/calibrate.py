@@ -75,6 +75,7 @@ def measure(
     device: str = "cpu",
     steps: int = STEPS,
     content: torch.Tensor | None = None,
+    warm_seconds: float = WARM_SECONDS,
 ) -> Rate:
     """Jobs of `steps` L-BFGS steps at (H, W) = `size` under `settings` (a later frame's: its loss
     weights, the temporal term), as a worker runs them once it has run one (style statistics cached,
@@ -95,7 +96,8 @@ def measure(
         stylize(content, StyleTargets(bank), replace(settings, iterations=n), features=features,
                 init=content, temporal=temporal, callback=tick)  # fmt: skip
 
-    warm = time.perf_counter() + WARM_SECONDS
+    warm = time.perf_counter() + warm_seconds
+    job(steps, [])  # at least one: the first job builds what the others reuse
     while time.perf_counter() < warm:
         job(steps, [])
     jobs, intervals = [], []

@@ -8,6 +8,7 @@ import os
 # the same: the work is split between the threads as before. Set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import contextlib
 import secrets
 import shutil
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,31 @@ def ray_session() -> Iterator[None]:
     signal.signal(signal.SIGTERM, before)  # init_ray's handler is the CLI's, not pytest's
     yield
     ray.shutdown()
+
+
+@contextlib.contextmanager
+def jobs_here(features: Callable) -> Iterator[None]:
+    """Meanwhile, CLI renders in this process run their jobs here (`cluster.local_pool.LocalPool` on
+    `features`, this machine's cores as one worker's threads) instead of on Ray actors they would start:
+    with VGG-19, the same pixels as a local Ray render with its default worker (test_render's SIGKILL
+    test resumes a Ray render against such a render, frame for frame), without Ray."""
+    from cluster import scheduler
+    from cluster.local_pool import LocalPool
+
+    def here(weights: object, device: str, workers: int | None) -> Callable[[list[torch.Tensor]], LocalPool]:
+        return lambda styles: LocalPool(styles, features, "cpu", threads=os.cpu_count() or 1)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scheduler, "ray_pool", here)
+        patch.setattr(scheduler, "init_ray", lambda address: None)
+        yield
+
+
+@pytest.fixture(scope="module")
+def renders_here(vgg) -> Iterator[None]:
+    """`jobs_here` on VGG-19 for the rest of the module."""
+    with jobs_here(vgg):
+        yield
 
 
 @dataclass

@@ -63,6 +63,8 @@ def test_still_writes_the_image_and_the_trajectory(tmp_path):
             "32",
             "--patch-rounds",
             "2",
+            "--patch-steps",
+            "2",
         ],
         [
             "-c",
@@ -149,7 +151,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
     out.mkdir()
     (out / "keep.png").write_bytes(b"precious")
     # In this process, one after the other; stderr has what reached file descriptor 2 too, as a
-    # process's would (the two tests below are the command in a process of its own).
+    # process's would (the next test is the command in a process of its own).
     for args, message in _bad_inputs(inputs):
         result = cli("still", *args, "-o", str(out / "keep.png"), "--iterations", "1")
         stderr = result.stderr
@@ -164,7 +166,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
 def test_render_at_an_address_nothing_answers_fails_at_once_and_writes_nothing(tmp_path):
     scene = tmp_path / "scene.toml"
     scene.write_text('[output]\nwidth = 32\nheight = 32\nframes = 2\n[styles]\na = "builtin:coffee"\n')
-    result = cli_process("render", str(scene), "--address", "127.0.0.1:1")
+    result = cli_process("render", str(scene), "--address", "127.0.0.1:1")  # a real process's stderr
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         "stylereel: error: --address 127.0.0.1:1: no Ray cluster answers there (Connection refused)"
@@ -173,7 +175,7 @@ def test_render_at_an_address_nothing_answers_fails_at_once_and_writes_nothing(t
 
 
 def test_output_in_a_missing_folder_is_refused(tmp_path):
-    result = cli_process(
+    result = cli(
         "still", "-c", "builtin:coffee", "-s", "builtin:coffee", "-o", str(tmp_path / "no" / "o.png")
     )
     assert result.returncode == 2 and "does not exist" in result.stderr

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from render.video import count_frames
+from tests.conftest import jobs_here
 from tests.helpers import cli, cli_process, pixels, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
@@ -83,7 +84,8 @@ def test_a_tiled_movie_stays_with_the_whole_one(reference, tmp_path, vgg):
 
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE)  # tile = 128: every frame whole
-    result = cli("render", str(scene))
+    with jobs_here(vgg):  # the untiled movie needs no Ray
+        result = cli("render", str(scene))
     assert result.returncode == 0, result.stderr
     distances = []
     for whole, tiled in zip(pixels(tmp_path / "scene.render"), pixels(reference[1]), strict=True):

@@ -27,7 +27,7 @@ from render.job import finish
 from render.manifest import Manifest
 from render.scene import load_scene
 from render.store import FrameStore
-from tests.conftest import TINY_SCENE
+from tests.conftest import TINY_SCENE, jobs_here
 from tests.helpers import CLI, cli, run, snapshot, until
 
 
@@ -234,16 +234,15 @@ def test_reruns_are_recorded_with_the_frame_and_shown_by_status(scene, tmp_path)
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path, ray_session):
-    """The render that gets SIGTERM is a process of its own (and its own Ray); the one that resumes it
-    runs here, on the session's Ray."""
+def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path, vgg, ray_head):
+    """The render that gets SIGTERM is a process of its own, on the session's `ray start` head (a Ray of
+    its own would take seconds to start and to stop); the one that resumes it runs its jobs here."""
     scene = tmp_path / "s.toml"
     scene.write_text(TINY_SCENE.format(frames=6, iterations=12))
     out = tmp_path / "out"
     command = ["render", str(scene), "-o", str(out)]
-    render = subprocess.Popen(
-        [*CLI, *command, "--serve"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    render = subprocess.Popen([*CLI, *command, "--serve", "--address", ray_head.address], env=ray_head.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
     said: list[str] = []  # stderr's lines as they come
     reader = threading.Thread(target=lambda: said.extend(render.stderr), daemon=True)
     reader.start()
@@ -267,7 +266,8 @@ def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path, ray_session):
     assert line.startswith("stylereel: interrupted; ") and line.endswith("run the same command to resume")
     assert "Traceback" not in stderr
     assert sorted(p.name for p in out.iterdir()) == ["frames", "manifest.json"]  # no lock, temp or progress
-    again = cli(*command)
+    with jobs_here(vgg):
+        again = cli(*command)
     assert again.returncode == 0, again.stderr
     assert len(Manifest.load(out).frames) == 6 and (out / "s.mp4").is_file()
     assert f"{line[24:].split(' of ')[0]} of 6 frames are done" in again.stderr  # where it resumed

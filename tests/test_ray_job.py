@@ -54,8 +54,8 @@ def head(ray_head) -> Head:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, ray_session) -> Path:
-    """The scene rendered on local Ray (the session's, in this process)."""
+def reference(tmp_path_factory, renders_here) -> Path:
+    """The scene rendered in this process (`renders_here`): a Ray job must give its frames."""
     root = tmp_path_factory.mktemp("local")
     (root / "scene.toml").write_text(SCENE)
     local = cli("render", str(root / "scene.toml"), "-o", str(root / "out"), "--workers", "1")

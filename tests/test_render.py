@@ -1,4 +1,5 @@
-"""Scenes end to end through local Ray: video, status, encode, resume after SIGKILL, changed scenes."""
+"""Scenes end to end (their jobs run in this process): video, status, encode, resume after SIGKILL (a Ray
+render, resumed here to the same frames), changed scenes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from render.video import count_frames
 from tests.helpers import CLI, cli, pixels, snapshot, until
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("renders_here")]
 
 SCENE = """
 seed = 5

@@ -147,7 +147,7 @@ def write_clip(path, frames: int = 6) -> None:
 
 
 @pytest.mark.slow
-def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_path, ray_session):
+def test_a_video_input_scene_renders_with_the_temporal_loss_along_its_flow(tmp_path, renders_here):
     import json
 
     from tests.helpers import cli
