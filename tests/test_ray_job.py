@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -24,18 +25,36 @@ SCENE = TINY_SCENE.format(frames=3, iterations=2)
 PACKAGES = ("engine", "render", "cluster")
 
 
+@dataclass
+class Submitted:
+    """A `ray job submit` on its way (it streams the job's logs until the job ends), and the job's output
+    folder."""
+
+    submit: subprocess.Popen
+    out: Path
+    said: Path  # what it printed
+
+    def log(self) -> str:
+        """The job's log, once it has succeeded (it must)."""
+        self.submit.wait(timeout=300)
+        log = self.said.read_text()
+        assert self.submit.returncode == 0, log[-6000:]
+        return log
+
+
 class Head:
     """Submits jobs to the session's head (`ray_head`) and checks where they rendered."""
 
     def __init__(self, head: RayHead) -> None:
         self.head = head
 
-    def submit(self, *args: str) -> str:
-        """`ray job submit ARGS` to the head; the job must succeed. Returns its output."""
-        submit = subprocess.run([BIN / "ray", "job", "submit", "--address", self.head.dashboard, *args],
-                                capture_output=True, text=True, timeout=300, env=self.head.env)  # fmt: skip
-        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-        return submit.stdout + submit.stderr
+    def submit(self, out: Path, *args: str) -> Submitted:
+        """`ray job submit ARGS` to the head, rendering into `out` (its output beside it)."""
+        said = out.with_name("submit.log")
+        with said.open("w") as log:
+            command = [BIN / "ray", "job", "submit", "--address", self.head.dashboard, *args]
+            submit = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.head.env)
+        return Submitted(submit, out, said)
 
     def rendered(self, out: Path, frames: list[int] | None = None) -> None:
         """Assert that the frames' workers were this head's: their logs are in its sessions (a Ray of the
@@ -48,7 +67,7 @@ class Head:
                 assert list(sessions.glob(f"session_*/logs/worker-*-{pid}.out")), f"frame {t}: {worker}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def head(ray_head) -> Head:
     return Head(ray_head)
 
@@ -63,44 +82,57 @@ def reference(tmp_path_factory, renders_here) -> Path:
     return root / "out"
 
 
-@pytest.mark.slow
-def test_a_render_submitted_as_a_ray_job_runs_on_that_cluster(head, reference, tmp_path):
-    job = tmp_path / "job"  # the working dir the job uploads: the project's packages and the scene
+@pytest.fixture(scope="module")
+def jobs(head, reference, tmp_path_factory) -> dict[str, Submitted]:
+    """The two tests' jobs, submitted together: Ray's job machinery takes about 10 s of each job besides
+    its entrypoint (a `python -c pass` job took 10.3 s here), and the two jobs' shares overlap."""
+    # The working dir the first job uploads: the project's packages and the scene.
+    with_code = tmp_path_factory.mktemp("with_code")
     for package in PACKAGES:
-        shutil.copytree(Path(__file__).parents[1] / package, job / package,
+        shutil.copytree(Path(__file__).parents[1] / package, with_code / "job" / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
-    (job / "scene.toml").write_text(SCENE)
-    out = tmp_path / "out"  # absolute: the entrypoint runs in the job's unpacked working dir
-    head.submit("--working-dir", str(job), "--", "python", "-m", "cluster.cli", "render", "scene.toml",
-                "-o", str(out), "--workers", "1")  # fmt: skip
-    assert _frames(out) == _frames(reference) and len(_frames(out)) == 3
-    head.rendered(out)
+    (with_code / "job" / "scene.toml").write_text(SCENE)
+    out = with_code / "out"  # absolute: the entrypoint runs in the job's unpacked working dir
+    render = ["python", "-m", "cluster.cli", "render", "scene.toml", "-o", str(out), "--workers", "1"]
+    working_dir = head.submit(out, "--working-dir", str(with_code / "job"), "--", *render)
+
+    # The second brings a module of its own as py_modules and resumes an interrupted render.
+    modules = tmp_path_factory.mktemp("modules")
+    (modules / "job").mkdir()
+    (modules / "job" / "scene.toml").write_text(SCENE)
+    (modules / "their_module").mkdir()
+    (modules / "their_module" / "__init__.py").write_text("")
+    out = modules / "out"
+    shutil.copytree(reference, out)
+    sorted((out / "frames").glob("*.png"))[-1].unlink()  # an interrupted render: the last frame is missing
+    env = json.dumps({"py_modules": [str(modules / "their_module")]})
+    py_modules = head.submit(out, "--working-dir", str(modules / "job"), "--runtime-env-json", env, "--",
+                             "python", "-m", "cluster.cli", "render", "scene.toml", "-o", str(out),
+                             "--workers", "1", "--address", "auto")  # fmt: skip
+    return {"working_dir": working_dir, "py_modules": py_modules}
 
 
 @pytest.mark.slow
-def test_a_job_with_py_modules_of_its_own_resumes_with_address_auto(head, reference, tmp_path):
+def test_a_render_submitted_as_a_ray_job_runs_on_that_cluster(jobs, head, reference):
+    job = jobs["working_dir"]
+    job.log()
+    assert _frames(job.out) == _frames(reference) and len(_frames(job.out)) == 3
+    head.rendered(job.out)
+
+
+@pytest.mark.slow
+def test_a_job_with_py_modules_of_its_own_resumes_with_address_auto(jobs, head, reference):
     """The job brings a module of its own as py_modules, the project's code is the installed one (as in
     an image with stylereel installed), so ray.init adds it to the job's py_modules; the render joins
     with --address auto, and submitting again resumes a folder after its last complete frame."""
-    job = tmp_path / "job"
-    job.mkdir()
-    (job / "scene.toml").write_text(SCENE)
-    theirs = tmp_path / "their_module"
-    theirs.mkdir()
-    (theirs / "__init__.py").write_text("")
-    out = tmp_path / "out"
-    shutil.copytree(reference, out)
-    last = sorted((out / "frames").glob("*.png"))[-1]
-    last.unlink()  # an interrupted render: the last frame is missing
-    env = json.dumps({"py_modules": [str(theirs)]})
-    log = head.submit("--working-dir", str(job), "--runtime-env-json", env, "--", "python", "-m",
-                      "cluster.cli", "render", "scene.toml", "-o", str(out), "--workers", "1",
-                      "--address", "auto")  # fmt: skip
-    assert _frames(out) == _frames(reference), log[-3000:]
-    head.rendered(out, frames=[int(last.stem)])
+    job = jobs["py_modules"]
+    log = job.log()
+    last = len(_frames(reference)) - 1  # the frame the job had to render
+    assert _frames(job.out) == _frames(reference), log[-3000:]
+    head.rendered(job.out, frames=[last])
     before = json.loads((reference / "manifest.json").read_text())["frames"]
-    after = json.loads((out / "manifest.json").read_text())["frames"]
-    assert all(after[t] == before[t] for t in before if t != str(int(last.stem)))  # resumed, not redone
+    after = json.loads((job.out / "manifest.json").read_text())["frames"]
+    assert all(after[t] == before[t] for t in before if t != str(last))  # resumed, not redone
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Scenes end to end (their jobs run in this process): video, status, encode, resume after SIGKILL (a Ray
-render, resumed here to the same frames), changed scenes."""
+"""Scenes end to end (their jobs run in this process): video, status, encode, resume after SIGKILL (a
+render on Ray, resumed here to the same frames), changed scenes."""
 
 from __future__ import annotations
 
@@ -90,12 +90,16 @@ def test_encode_rebuilds_the_video(reference, tmp_path):
     assert count_frames(copy / "scene.mp4") == FRAMES
 
 
-def test_sigkilled_render_resumes_to_the_identical_frames(reference, tmp_path):
+def test_sigkilled_render_resumes_to_the_identical_frames(reference, tmp_path, ray_head):
+    """The render that is killed is a process of its own (the kill must take the driver) on the session's
+    `ray start` head (its worker there has this machine's cores, as a local Ray's would); the one that
+    resumes it runs its jobs here."""
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE)
     out = tmp_path / "scene.render"
-    proc = subprocess.Popen(  # a process of its own (and its own Ray): the kill must take the driver
-        [*CLI, "render", str(scene)],
+    proc = subprocess.Popen(
+        [*CLI, "render", str(scene), "--address", ray_head.address],
+        env=ray_head.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the kill takes the whole process group, as a terminal's would
