@@ -1,14 +1,7 @@
 from __future__ import annotations
 
-import os
-
-# OpenMP's threads (torch's, here and in every process the tests start: they inherit it) sleep while they
-# wait instead of spinning: on a machine whose few cores something else is using too, a spinning thread
-# takes the core its partner needs, and small operations on two threads ran 3-7x slower. The pixels are
-# the same: the work is split between the threads as before. Set before torch is first imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import contextlib
+import os
 import secrets
 import shutil
 import signal

@@ -84,16 +84,17 @@ def test_localized_style_follows_the_style_image_layout(tmp_path: Path) -> None:
             styles=((str(style), 1.0),),
             mode=Mode.TEXTURE,
             size=64,
-            patches=Patches(size=32, rounds=2, steps=10, scale_bias=0.0, localized=localized),
+            patches=Patches(size=32, rounds=1, steps=16, scale_bias=0.0, localized=localized),
         )
         left, right = red_minus_blue(render_still(job))
         gaps[localized] = left - right
     assert gaps[True] > 0.3  # the left is red like the style's left, the right blue like its right
-    assert abs(gaps[False]) < 0.1  # measured: 0.47 localized, 0.02 not (0.75 and 0.03 in 4 rounds)
+    # Measured: 0.42 localized, 0.02 not (2 rounds of 10 steps: 0.47 and 0.02; 4 rounds: 0.75 and 0.03).
+    assert abs(gaps[False]) < 0.1
 
 
 @pytest.mark.slow
-def test_an_interrupted_patch_still_resumes_to_the_same_image(tmp_path: Path) -> None:
+def test_an_interrupted_patch_still_resumes_to_the_same_image(tmp_path: Path, tiny) -> None:
     def job(name: str) -> StillJob:
         return StillJob(
             tmp_path / name,
@@ -104,7 +105,7 @@ def test_an_interrupted_patch_still_resumes_to_the_same_image(tmp_path: Path) ->
             seed=3,
         )
 
-    whole = render_still(job("whole.png"))
+    whole = render_still(job("whole.png"), features=tiny)
     assert not (tmp_path / "whole.png.checkpoint.png").exists()  # removed when the still is done
 
     checkpoint = tmp_path / "cut.png.checkpoint.png"
@@ -114,9 +115,9 @@ def test_an_interrupted_patch_still_resumes_to_the_same_image(tmp_path: Path) ->
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        render_still(job("cut.png"), stop_after_first_checkpoint)
+        render_still(job("cut.png"), stop_after_first_checkpoint, features=tiny)
     assert checkpoint.exists() and not (tmp_path / "cut.png").exists()
-    resumed = render_still(job("cut.png"))
+    resumed = render_still(job("cut.png"), features=tiny)
     assert torch.equal(resumed, whole)
 
     other = StillJob(
@@ -129,4 +130,4 @@ def test_an_interrupted_patch_still_resumes_to_the_same_image(tmp_path: Path) ->
     )
     checkpoint.write_bytes((tmp_path / "whole.png").read_bytes())
     with pytest.raises(ValueError, match="checkpoint"):
-        render_still(other)
+        render_still(other, features=tiny)
