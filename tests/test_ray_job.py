@@ -92,9 +92,8 @@ def jobs(head, reference, tmp_path_factory) -> dict[str, Submitted]:
         shutil.copytree(Path(__file__).parents[1] / package, with_code / "job" / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     (with_code / "job" / "scene.toml").write_text(SCENE)
-    out = with_code / "out"  # absolute: the entrypoint runs in the job's unpacked working dir
-    render = ["python", "-m", "cluster.cli", "render", "scene.toml", "-o", str(out), "--workers", "1"]
-    working_dir = head.submit(out, "--working-dir", str(with_code / "job"), "--", *render)
+    out = with_code / "out"
+    working_dir = head.submit(out, "--working-dir", str(with_code / "job"), "--", *_render_into(out))
 
     # The second brings a module of its own as py_modules and resumes an interrupted render.
     modules = tmp_path_factory.mktemp("modules")
@@ -107,8 +106,7 @@ def jobs(head, reference, tmp_path_factory) -> dict[str, Submitted]:
     sorted((out / "frames").glob("*.png"))[-1].unlink()  # an interrupted render: the last frame is missing
     env = json.dumps({"py_modules": [str(modules / "their_module")]})
     py_modules = head.submit(out, "--working-dir", str(modules / "job"), "--runtime-env-json", env, "--",
-                             "python", "-m", "cluster.cli", "render", "scene.toml", "-o", str(out),
-                             "--workers", "1", "--address", "auto")  # fmt: skip
+                             *_render_into(out), "--address", "auto")  # fmt: skip
     return {"working_dir": working_dir, "py_modules": py_modules}
 
 
@@ -236,6 +234,12 @@ def test_the_ray_examples_install_what_pyproject_lists():
     extra = project["optional-dependencies"]["cluster"]
     # the job server: `ray job submit` needs it on the head
     assert "default" in next(r for r in map(Requirement, extra) if r.name == "ray").extras
+
+
+def _render_into(out: Path) -> list[str]:
+    """A job's entrypoint: the scene in its working dir, rendered into `out` (absolute: the entrypoint runs
+    in the job's unpacked working dir) by one worker."""
+    return ["python", "-m", "cluster.cli", "render", "scene.toml", "-o", str(out), "--workers", "1"]
 
 
 def _frames(folder: Path) -> dict[str, bytes]:
