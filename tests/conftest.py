@@ -66,11 +66,12 @@ def vgg():
     return load_network()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_session() -> Iterator[None]:
-    """One local Ray for the whole session, in this process, started as the CLI starts it: renders in
-    tests run here through `tests.helpers.cli`, and the CLI joins this Ray (init_ray returns early
-    when Ray is up) instead of starting torch, VGG-19 and a Ray of their own. Never shut down mid-session."""
+    """A local Ray in this process for the module's tests, started as the CLI starts it: renders run here
+    through `tests.helpers.cli`, and the CLI joins this Ray (init_ray returns early when Ray is up)
+    instead of starting torch, VGG-19 and a Ray of their own. Shut down after the module: an idle local
+    Ray's processes take about 7 % of a core (BENCHMARKS.md, "The test suite")."""
     import ray
 
     from cluster.scheduler import init_ray
@@ -161,16 +162,29 @@ class RayHead:
 
 
 _head: RayHead | None = None
+_last_on_head: pytest.Item | None = None  # the run's last test that needs the head
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m deselected theirs
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Where a test of this run needs the head, start it now: it comes up while the tests before run."""
-    global _head
+    global _head, _last_on_head
     if config.option.collectonly:
         return
-    if _head is None and any("ray_head" in getattr(item, "fixturenames", ()) for item in items):
-        _head = RayHead.start()
+    on_head = [item for item in items if "ray_head" in getattr(item, "fixturenames", ())]
+    if on_head:
+        _last_on_head = on_head[-1]
+        _head = _head or RayHead.start()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test that needs it, the head goes: idle, it takes about 8 % of a core."""
+    global _head
+    yield
+    if item is _last_on_head and _head is not None:
+        _head.stop()
+        _head = None
 
 
 def pytest_unconfigure(config) -> None:
