@@ -69,9 +69,9 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
     content = torch.nn.functional.interpolate(load_image("builtin:chelsea"), size=(96, 128), mode="area")
     style = load_image("builtin:ihc")
     bank = StyleBank([style])
-    settings = Settings(iterations=12, content_weight=1, min_size=128)  # one scale, like a later frame
+    settings = Settings(iterations=8, content_weight=1, min_size=128)  # one scale, like a later frame
 
-    def render(init, tile: int, overlap: int = 24, iterations: int = 12):
+    def render(init, tile: int, overlap: int = 24, iterations: int = 8):
         work = FrameWork(1, (96, 128), replace(settings, iterations=iterations), init, content, (1.0,),
                          seed=4, tile=tile, overlap=overlap)  # fmt: skip
         out = run_frame(work, serially(lambda job, inputs: run_here(job, inputs, vgg, bank)))
@@ -81,16 +81,17 @@ def test_tiled_frame_matches_untiled_statistics_and_shows_no_seam(vgg):
             for t in (job.tiles if isinstance(job, TileRound) else [job.region])
         ]
 
-    start, _ = render(content, 512, iterations=6)  # a stylised frame, as a later frame's warped start is
+    start, _ = render(content, 512, iterations=4)  # a stylised frame, as a later frame's warped start is
     whole, _ = render(start, 512)
     tiled, tiles = render(start, 64)
     hard, hard_tiles = render(start, 64, overlap=0)
     assert len(tiles) >= 4
     s_whole, s_tiled = score(whole, content, style, vgg, 128), score(tiled, content, style, vgg, 128)
     # Tiles of 32-64 px with 12-px margins: their cores' features near a tile's edge see little of the
-    # picture, yet optimising the whole frame's objective they score as the untiled frame does (1.00x
-    # style, 0.99x content; seams 1.14, hard edges 1.17, the broken tiles below 1.90). At 128x192 in
-    # 96-px tiles: 1.04x style, 1.03x content; each tile on its own with the start's statistics, 1.14x.
+    # picture, yet optimising the whole frame's objective they score as the untiled frame does: 8 steps
+    # after 4, 1.00x style, 0.98x content, seams 1.07, hard edges 1.07, the broken tiles below 1.90 (12
+    # after 6: 1.00x, 0.99x, 1.14, 1.17, 1.90). At 128x192 in 96-px tiles: 1.04x style, 1.03x content;
+    # each tile on its own with the start's statistics, 1.14x.
     assert s_tiled["style"] < 1.2 * s_whole["style"] and s_tiled["content"] < 1.1 * s_whole["content"]
     assert seam_ratio(tiled, tiles) <= 1.2
     assert seam_ratio(hard, hard_tiles) <= 1.2  # tiles that are one picture leave no seam to feather
