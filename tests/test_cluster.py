@@ -147,6 +147,17 @@ def test_a_render_joins_a_running_ray_cluster_with_address(reference, ray_head, 
     assert count_frames(out / "scene.mp4") == FRAMES
 
 
+def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path):
+    from tests.test_scene import GOOD, write
+
+    result = cli("plan", write(tmp_path, GOOD))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
+    assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]
+    assert "in a Ray worker" in lines[-1] and "min on one H100" in lines[-1]
+
+
 def test_bad_weights_fail_at_once_without_retries(tmp_path):
     scene = tmp_path / "scene.toml"
     scene.write_text(SCENE)

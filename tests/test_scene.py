@@ -179,15 +179,9 @@ def test_a_job_is_measured_on_this_machine(tiny):
 
 
 def test_schema_and_plan_commands(tmp_path):
-    path = write(tmp_path, GOOD)
+    """`plan` of a good scene measures on a Ray worker: test_cluster runs it on that module's Ray."""
     result = cli("schema")
     assert result.returncode == 0 and json.loads(result.stdout)["title"] == "stylereel scene"
-    result = cli("plan", path)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
-    assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]
-    assert "min on one H100" in lines[-1]
     bad = write(tmp_path, GOOD.replace("zoom = 1.05", "zoom = 0"), "bad.toml")
     result = cli("plan", bad)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
