@@ -435,6 +435,7 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         from render.scene import load_scene
 
         from .calibration import measure_on_a_worker
+        from .host import CpuTimes, steal_since
 
         loaded = load_scene(scene)
         plans = plan_scene(loaded)
@@ -448,7 +449,11 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
+        began = CpuTimes.now()
         rate, how = measure_on_a_worker(loaded, plans, device)
+        busy = "the estimate is for a host this busy"
+        if (stole := steal_since(began, "while measuring", busy)) is not None:
+            typer.echo(stole, err=True)
         minutes = estimate_seconds(loaded, plans, rate) / 60
         gpu = estimate_seconds(loaded, plans, H100()) / 60
         typer.echo(

@@ -48,6 +48,7 @@ from render.work import Work
 
 from .address import cluster_to_join
 from .flight import Flight
+from .host import CpuTimes, busy_cores, steal_since
 from .outdir import check_outdir, open_outdir
 from .pool import Pool, WorkerPool, WorkerStats
 from .worker import FrameWorker, actor_factory
@@ -117,11 +118,16 @@ def render_scene(
             manifest = open_outdir(scene, outdir, fresh, repair)
             if (busy := busy_cores()) is not None:
                 say(busy)
+            began = CpuTimes.now()
             local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
             base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
             done = _resumable(folder, manifest, say)
             flights = _flights(scene, inputs, folder, manifest, done, _work_maker(scene, base))
-            return _render(scene, inputs.styles, folder, manifest, done, flights, pool, on_status)
+            video = _render(scene, inputs.styles, folder, manifest, done, flights, pool, on_status)
+            slower = "it ran slower than on an idle host, and than `plan` estimated"
+            if (stole := steal_since(began, "during this render", slower)) is not None:
+                say(stole)
+            return video
     finally:
         if created:
             with contextlib.suppress(OSError):
@@ -388,16 +394,3 @@ def init_ray(address: str | None) -> None:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def busy_cores(load: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when other work keeps this machine's cores busy (the last minute's load average at
-    least its core count): renders then run several times slower, with no other sign of why."""
-    load = os.getloadavg()[0] if load is None else load
-    cores = cores or os.cpu_count() or 1
-    if load < cores:
-        return None
-    return (
-        f"warning: this machine's {cores} cores are busy (load {load:.1f}): rendering will be slower; "
-        "see OMP_NUM_THREADS in the README"
-    )

@@ -41,6 +41,7 @@ H100_SECONDS_PER_STEP_AT_LEAST = 0.0073
 
 class Pricing(Protocol):
     job: float  # seconds a job costs besides its steps
+    first: float  # seconds a worker's first job costs besides that (once a render, one worker)
 
     def steps(self, n: int, pixels: int) -> float:
         """Seconds of `n` steps on a canvas of `pixels`."""
@@ -50,11 +51,13 @@ class Pricing(Protocol):
 @dataclass(frozen=True)
 class Rate:
     """This machine: `job` seconds a job costs whatever its steps (its targets, the first step's
-    allocations), and `step` seconds a step on a canvas of `pixels`."""
+    allocations), `step` seconds a step on a canvas of `pixels`, and `first` seconds more that a
+    worker's first job costs (kernels chosen and built, buffers allocated), as a render's frame 0 does."""
 
     job: float
     step: float
     pixels: int
+    first: float = 0.0
 
     def steps(self, n: int, pixels: int) -> float:
         return n * self.step * pixels / self.pixels  # a step's work follows the pixels
@@ -62,6 +65,7 @@ class Rate:
 
 class H100:
     job = 0.0  # inside the 0.705 s per megapixel above
+    first = 0.0  # not measured there
 
     def steps(self, n: int, pixels: int) -> float:
         return n * max(H100_SECONDS_PER_STEP_AT_LEAST, pixels * H100_SECONDS_PER_PIXEL_STEP)
@@ -96,8 +100,10 @@ def measure(
         stylize(content, StyleTargets(bank), replace(settings, iterations=n), features=features,
                 init=content, temporal=temporal, callback=tick)  # fmt: skip
 
-    warm = time.perf_counter() + warm_seconds
+    began = time.perf_counter()
+    warm = began + warm_seconds
     job(steps, [])  # at least one: the first job builds what the others reuse
+    first = time.perf_counter() - began
     while time.perf_counter() < warm:
         job(steps, [])
     jobs, intervals = [], []
@@ -107,8 +113,8 @@ def measure(
         job(steps, ticks)
         jobs.append(time.perf_counter() - began)
         intervals += [b - a for a, b in itertools.pairwise(ticks)]
-    step = statistics.fmean(intervals)
-    return Rate(max(0.0, statistics.median(jobs) - steps * step), step, size[0] * size[1])
+    step, typical = statistics.fmean(intervals), statistics.median(jobs)
+    return Rate(max(0.0, typical - steps * step), step, size[0] * size[1], max(0.0, first - typical))
 
 
 def measured_rate(
@@ -129,6 +135,7 @@ def measured_rate(
     rate = measure(size, style, features, settings, device, content=content)
     where = device if device != "cpu" else f"{torch.get_num_threads()} threads"
     how = f"{rate.step:.3g} s a step + {rate.job:.2g} s a job at {size[1]}x{size[0]}"
+    how += f" (a worker's first, {rate.first:.2g} s more)"
     return rate, f"{how}, {precision.value}, {where}"
 
 
@@ -136,7 +143,7 @@ def estimate_seconds(scene: Scene, plans: list[FramePlan], pricing: Pricing) -> 
     """Optimisation time of every frame `plans` lists, one worker, at `pricing`."""
     h, w = scene.output.height, scene.output.width
     o = scene.output
-    total = 0.0
+    total = pricing.first
     for p in plans:
         shot = scene.shots[p.shot]
         if not is_key(p.local, shot.length, shot.frames.cadence):

@@ -147,11 +147,15 @@ def test_a_render_joins_a_running_ray_cluster_with_address(reference, ray_head, 
     assert count_frames(out / "scene.mp4") == FRAMES
 
 
-def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path):
+def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path, monkeypatch):
+    from cluster.host import CpuTimes
     from tests.test_scene import GOOD, write
 
+    readings = iter([CpuTimes(1000, 0), CpuTimes(2000, 200)])  # the host took 20 % while it measured
+    monkeypatch.setattr(CpuTimes, "now", lambda: next(readings))
     result = cli("plan", write(tmp_path, GOOD))
     assert result.returncode == 0, result.stderr
+    assert "gave 20% of its CPU time to other machines while measuring (steal)" in result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
     assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]

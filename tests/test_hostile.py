@@ -293,7 +293,38 @@ def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
 
 
 def test_busy_cores_are_reported_before_a_render():
-    from cluster.scheduler import busy_cores
+    from cluster.host import busy_cores
 
     assert busy_cores(load=0.5, cores=2) is None
     assert "2 cores are busy (load 7.1)" in busy_cores(load=7.1, cores=2)
+
+
+def test_cpu_time_the_host_gave_to_other_machines_is_read_and_warned_of(tmp_path):
+    from cluster.host import CpuTimes, steal_warning, stolen
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n")
+    before = CpuTimes.now(stat)
+    assert before == CpuTimes(1000, 40)
+    stat.write_text("cpu  160 0 70 900 10 0 0 100 0 0\n")
+    assert stolen(before, CpuTimes.now(stat)) == pytest.approx(0.25)  # 60 of the 240 ticks since
+    stat.write_text("no such thing\n")
+    assert CpuTimes.now(stat) is None and CpuTimes.now(tmp_path / "absent") is None
+    assert stolen(before, None) is None and steal_warning(None, "now", "so") is None
+    assert steal_warning(0.05, "now", "so") is None
+    assert steal_warning(0.25, "now", "so") == (
+        "warning: this machine's host gave 25% of its CPU time to other machines now (steal): so"
+    )
+
+
+def test_a_render_during_which_the_host_took_the_cpu_says_so(scene, tmp_path, tiny, monkeypatch):
+    from cluster import scheduler
+    from cluster.host import CpuTimes
+
+    readings = iter([CpuTimes(1000, 0), CpuTimes(2000, 300)])  # at the start, at the end: 30 % stolen
+    monkeypatch.setattr(scheduler.CpuTimes, "now", lambda: next(readings))
+    with jobs_here(tiny):
+        code, err, _ = run("render", scene, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert "host gave 30% of its CPU time to other machines during this render (steal)" in err[-1]
+    assert "slower than on an idle host, and than `plan` estimated" in err[-1]

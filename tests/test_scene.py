@@ -159,6 +159,7 @@ def test_estimates_price_each_job_and_step_at_its_canvas(tmp_path):
     # At 48x32 frame 0 has one scale and every frame is a keyframe: the jobs and the steps, counted.
     assert estimate(GOOD, Rate(job=0.0, step=1.0, pixels=frame)) == sum(p.iterations for p in plans)
     assert estimate(GOOD, Rate(job=1.0, step=0.0, pixels=frame)) == len(plans)
+    assert estimate(GOOD, Rate(job=0.0, step=0.0, pixels=frame, first=5.0)) == 5.0  # once: one worker
     # 10,000 times the pixels: more than 10,000 times the steps' time (frame 0's coarser scales, the
     # margins of the tiles above 512 px)
     bigger = GOOD.replace("width = 48", "width = 4800").replace("height = 32", "height = 3200")
@@ -174,7 +175,7 @@ def test_a_job_is_measured_on_this_machine(tiny):
     from tests.conftest import smooth_image
 
     rate = measure((32, 48), smooth_image(2), tiny, Settings(temporal_weight=10.0), warm_seconds=0)
-    assert rate.step > 0 and rate.job >= 0 and rate.pixels == 32 * 48
+    assert rate.step > 0 and rate.job >= 0 and rate.first >= 0 and rate.pixels == 32 * 48
     assert tiny.calls >= 2 + 2 * 8  # a warm-up job, then two timed ones: a network pass a step at least
 
 
