@@ -118,8 +118,8 @@ def render_scene(
             manifest = open_outdir(scene, outdir, fresh, repair)
             if (busy := busy_cores()) is not None:
                 say(busy)
-            began = CpuTimes.now()
             local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
+            began = CpuTimes.now() if local else None  # a cluster's workers run on other hosts
             base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
             done = _resumable(folder, manifest, say)
             flights = _flights(scene, inputs, folder, manifest, done, _work_maker(scene, base))

@@ -28,6 +28,9 @@ from .scene import Scene
 from .tiles import grid
 
 STEPS = 8  # timed in one job: its steps' mean, and what the job costs besides them
+# Jobs timed: a step's pace moves 0.13-0.23 s from one job to the next on an idle 2-core machine, with no
+# trend (BENCHMARKS.md, "plan's estimate and the host's steal"); two jobs' mean once came out 30 % fast.
+TIMED_JOBS = 6
 # Seconds of jobs run before timing: a core that was idle runs its first second of work up to 2x
 # faster than it sustains (BENCHMARKS.md, "plan's estimate"), and a render sustains it for minutes.
 WARM_SECONDS = 4.0
@@ -80,6 +83,7 @@ def measure(
     steps: int = STEPS,
     content: torch.Tensor | None = None,
     warm_seconds: float = WARM_SECONDS,
+    timed_jobs: int = TIMED_JOBS,
 ) -> Rate:
     """Jobs of `steps` L-BFGS steps at (H, W) = `size` under `settings` (a later frame's: its loss
     weights, the temporal term), as a worker runs them once it has run one (style statistics cached,
@@ -107,7 +111,7 @@ def measure(
     while time.perf_counter() < warm:
         job(steps, [])
     jobs, intervals = [], []
-    for _ in range(2):
+    for _ in range(timed_jobs):
         ticks: list[float] = []
         began = time.perf_counter()
         job(steps, ticks)
