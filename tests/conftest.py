@@ -20,11 +20,12 @@ from tests.helpers import free_port
 from tests.tiny import TinyFeatures
 
 BIN = Path(sys.executable).parent
-# Ray reads RAY_AUTH_MODE once, when it is imported (collection imports it); the Rays that in-process
-# tests start must agree with it, or their GCS asks for a token this process never sends
-# (`cluster.address.use_auth_token` switches it on where ~/.ray/auth_token exists). A head of the tests'
-# own sets its processes' mode itself (RayHead.env).
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# Every Ray of the session (the tests' `ray start` head, and the renders that join it from this process or
+# from processes of their own) uses token authentication, with a token of the session's own, as Ray 2.59
+# and later turn it on where a token exists. Set here: Ray reads RAY_AUTH_MODE once, when it is imported
+# (collection imports it), and processes started later inherit both.
+os.environ["RAY_AUTH_MODE"] = "token"
+os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 # A scene that renders in seconds (48x32, a slow zoom): TINY_SCENE.format(frames=N, iterations=K).
@@ -67,19 +68,19 @@ def vgg():
 
 
 @pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    """A local Ray in this process for the module's tests, started as the CLI starts it: renders run here
-    through `tests.helpers.cli`, and the CLI joins this Ray (init_ray returns early when Ray is up)
-    instead of starting torch, VGG-19 and a Ray of their own. Shut down after the module: an idle local
-    Ray's processes take about 7 % of a core (BENCHMARKS.md, "The test suite")."""
+def ray_session(ray_head: RayHead) -> Iterator[RayHead]:
+    """This process joined to the session's head (`ray_head`) for the module's tests, as the CLI joins a
+    cluster with --address: renders run here through `tests.helpers.cli`, and the CLI uses this Ray
+    (init_ray returns early when Ray is up) instead of starting torch, VGG-19 and a Ray of their own.
+    Joining costs a fraction of starting a local Ray beside the head (5.5 s and 8 s of CPU here)."""
     import ray
 
     from cluster.scheduler import init_ray
 
     before = signal.getsignal(signal.SIGTERM)
-    init_ray("local")  # a Ray of its own even where RAY_ADDRESS names a cluster
+    init_ray(ray_head.address)
     signal.signal(signal.SIGTERM, before)  # init_ray's handler is the CLI's, not pytest's
-    yield
+    yield ray_head
     ray.shutdown()
 
 
@@ -112,10 +113,10 @@ def renders_here(vgg) -> Iterator[None]:
 class RayHead:
     """`ray start --head --block` as a user starts a cluster, with the job server that `ray job submit`
     needs, its ports and session files its own (a short path: Ray's socket paths must fit 107 bytes).
-    Token authentication is on, with a token of its own, as Ray 2.59 and later turn it on where a token
-    exists; `ray job submit` and a render joining it send the token only under RAY_AUTH_MODE=token (in
-    `env`). `python` in a job's entrypoint is this virtualenv's, as on a cluster set up with it. It has
-    this machine's cores, as a local Ray has: a CPU worker's threads, so its pixels, follow them."""
+    Token authentication is on, with the session's token (set above, and in `env`): `ray job submit` and
+    a render joining it send it only under RAY_AUTH_MODE=token. `python` in a job's entrypoint is this
+    virtualenv's, as on a cluster set up with it. It has this machine's cores, as a local Ray has: a CPU
+    worker's threads, so its pixels, follow them."""
 
     process: subprocess.Popen  # in a session (process group) of its own
     port: int  # its GCS: --address 127.0.0.1:PORT
@@ -133,7 +134,7 @@ class RayHead:
         sessions = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
         port, dashboard = free_port(), free_port()
         path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-        env = os.environ | {"PATH": path, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        env = os.environ | {"PATH": path}
         env.pop("RAY_ADDRESS", None)
         process = subprocess.Popen(
             [BIN / "ray", "start", "--head", "--block", f"--port={port}", f"--temp-dir={sessions}",
