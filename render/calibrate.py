@@ -122,10 +122,16 @@ def measure(
 
 
 def measured_rate(
-    scene: Scene, plans: list[FramePlan], features: Features, precision: Precision, device: str = "cpu"
+    scene: Scene,
+    plans: list[FramePlan],
+    features: Features,
+    precision: Precision,
+    device: str = "cpu",
+    warm_seconds: float = WARM_SECONDS,
 ) -> tuple[Rate, str]:
     """This machine's rate for `scene`, and how it was measured: jobs with a later frame's settings at
-    the size its jobs run at (the frame, or a tile), at most `MEASURE_SIDE` on the long side."""
+    the size its jobs run at (the frame, or a tile), at most `MEASURE_SIDE` on the long side, after
+    `warm_seconds` of them (`measure`)."""
     o = scene.output
     h, w = min(o.height, o.tile), min(o.width, o.tile)
     scale = min(1.0, MEASURE_SIDE / max(h, w))
@@ -136,7 +142,7 @@ def measured_rate(
     later = plans[1] if len(plans) > 1 else plans[0]
     weights = {k: getattr(later, k) for k in FRAME_KEYS[1:]}
     settings = replace(Settings(precision=precision), **weights)
-    rate = measure(size, style, features, settings, device, content=content)
+    rate = measure(size, style, features, settings, device, content=content, warm_seconds=warm_seconds)
     where = device if device != "cpu" else f"{torch.get_num_threads()} threads"
     how = f"{rate.step:.3g} s a step + {rate.job:.2g} s a job at {size[1]}x{size[0]}"
     how += f" (a worker's first, {rate.first:.2g} s more)"

@@ -3,6 +3,7 @@ frames, two shots side by side, and a worker killed mid-render."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -154,9 +155,13 @@ def test_a_render_joins_a_running_ray_cluster_with_address(reference, ray_head, 
 
 
 def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path, monkeypatch):
+    from cluster import calibration
     from cluster.host import CpuTimes
     from tests.test_scene import GOOD, write
 
+    # What plan prints, not how well it measures (BENCHMARKS.md): half a second of warm-up, not four.
+    quick = functools.partial(calibration.measure_on_a_worker, warm_seconds=0.5)
+    monkeypatch.setattr(calibration, "measure_on_a_worker", quick)
     readings = iter([CpuTimes(1000, 0), CpuTimes(2000, 200)])  # the host took 20 % while it measured
     monkeypatch.setattr(CpuTimes, "now", lambda: next(readings))
     result = cli("plan", write(tmp_path, GOOD))
