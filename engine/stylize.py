@@ -204,6 +204,22 @@ class Best:
             self.loss, self.xs = loss, [x.detach().clone() for x in xs]
 
 
+def _optimizers_without_dynamo() -> None:
+    """torch.optim wraps `Optimizer.add_param_group` and `zero_grad` in `torch._disable_dynamo`, which
+    imports torch._dynamo the first time either runs, only so that torch.compile leaves them untraced:
+    1.3-1.5 s of every worker process's first job here (BENCHMARKS.md, "The test suite"). Nothing here
+    is compiled, so each is made its own disabled form by filling the cache `_disable_dynamo` looks up
+    (`fn.__dynamo_disable`). The steps are the same to the bit; where a torch release wraps them
+    otherwise, this changes nothing and the import comes back."""
+    for method in (torch.optim.Optimizer.add_param_group, torch.optim.Optimizer.zero_grad):
+        original = getattr(method, "__wrapped__", None)
+        if original is not None and getattr(original, "__dynamo_disable", None) is None:
+            original.__dynamo_disable = original
+
+
+_optimizers_without_dynamo()
+
+
 def _optimise(
     x: Tensor, avg: Tensor | None, objective: _Objective, s: Settings, n: int, report: Callable
 ) -> tuple[Tensor, Tensor | None]:

@@ -86,11 +86,17 @@ def test_unknown_weights_are_refused(tmp_path):
         load_network(bad)
 
 
-def test_engine_imports_no_io_or_cluster_library():
+def test_the_engine_loads_no_io_or_cluster_library_nor_torch_dynamo():
+    """Nor does an optimisation import torch._dynamo, which torch.optim would on its first use (1.3-1.5 s
+    of a worker's first job: `engine.stylize._optimizers_without_dynamo`)."""
     code = (
-        "import sys, engine.vgg, engine.stylize, engine.score, engine.targets, engine.losses, engine.color; "
-        "bad = [m for m in ('ray', 'av', 'PIL', 'typer', 'render', 'cluster') if m in sys.modules]; "
-        "print(','.join(bad))"
+        "import sys, torch, engine.vgg, engine.stylize, engine.score, engine.targets, engine.losses, "
+        "engine.color; from tests.tiny import TinyFeatures; "
+        "x = torch.rand(1, 3, 16, 24); "
+        "targets = engine.targets.StyleTargets(engine.targets.StyleBank([x])); "
+        "engine.stylize.stylize(x, targets, engine.stylize.Settings(iterations=2), features=TinyFeatures()); "
+        "bad = [m for m in ('ray', 'av', 'PIL', 'typer', 'render', 'cluster', 'torch._dynamo') "
+        "if m in sys.modules]; print(','.join(bad))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
