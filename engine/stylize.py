@@ -207,7 +207,7 @@ class Best:
 def _optimizers_without_dynamo() -> None:
     """torch.optim wraps `Optimizer.add_param_group` and `zero_grad` in `torch._disable_dynamo`, which
     imports torch._dynamo the first time either runs, only so that torch.compile leaves them untraced:
-    1.3-1.5 s of every worker process's first job here (BENCHMARKS.md, "The test suite"). Nothing here
+    about 2 s of every worker process's first job (BENCHMARKS.md, "A worker's first job"). Nothing here
     is compiled, so each is made its own disabled form by filling the cache `_disable_dynamo` looks up
     (`fn.__dynamo_disable`). The steps are the same to the bit; where a torch release wraps them
     otherwise, this changes nothing and the import comes back."""

@@ -87,7 +87,7 @@ def test_unknown_weights_are_refused(tmp_path):
 
 
 def test_the_engine_loads_no_io_or_cluster_library_nor_torch_dynamo():
-    """Nor does an optimisation import torch._dynamo, which torch.optim would on its first use (1.3-1.5 s
+    """Nor does an optimisation import torch._dynamo, which torch.optim would on its first use (about 2 s
     of a worker's first job: `engine.stylize._optimizers_without_dynamo`)."""
     code = (
         "import sys, torch, engine.vgg, engine.stylize, engine.score, engine.targets, engine.losses, "
