@@ -1,23 +1,25 @@
-"""`plan`'s calibration, measured where a render's jobs run: in a Ray worker process, with a worker's
-threads and device, beside Ray's own processes.
+"""`plan`'s calibration, measured where a render's jobs run: on a render's kind of worker (a
+`FrameWorker` actor, with a worker's threads and device), beside Ray's own processes.
 
 Measured in the `plan` process itself, the same jobs ran 0.13 to 0.21 s a step from one run to the
 next on an idle 2-core machine, and a render's worker then kept 0.18 to 0.21 (BENCHMARKS.md,
-"plan's estimate"): a worker process is what a render pays.
+"plan's estimate"): a worker process is what a render pays. And the worker's kind: an actor with a
+concurrency group (a FrameWorker's, for the driver's progress polls) runs its jobs on a thread of
+Ray's, which ran a step 1.1-1.6x slower than an actor's main thread or a Ray task did (BENCHMARKS.md,
+"Where plan's gap is").
 """
 
 from __future__ import annotations
 
 import ray
-import torch
 
-from render.calibrate import WARM_SECONDS, Rate, measured_rate
-from render.network import auto_precision, load_network
+from render.calibrate import WARM_SECONDS, Rate
+from render.images import load_image
 from render.plan import FramePlan
 from render.scene import Scene
 
 from .scheduler import init_ray
-from .worker import worker_threads
+from .worker import actor_factory
 
 
 def measure_on_a_worker(
@@ -26,16 +28,11 @@ def measure_on_a_worker(
     """This machine's rate for `scene` (`render.calibrate.measured_rate`), from a worker of a local
     Ray as a render would start it: one worker, all its cores (or one GPU)."""
     init_ray("local")
-    gpu = device == "cuda"
-    threads = worker_threads(1, gpu)
-    task = ray.remote(num_cpus=1 if gpu else threads, num_gpus=1 if gpu else 0)(_measure)
-    rate, how = ray.get(task.remote(scene, plans, device, threads, warm_seconds))
+    style = load_image(next(iter(scene.styles.values())), scene.base)  # a worker holds its styles
+    start, _ = actor_factory([style], None, device, 1)
+    worker = start()
+    try:
+        rate, how = ray.get(worker.measure.remote(scene, plans, warm_seconds))
+    finally:
+        ray.kill(worker)
     return rate, f"{how}, in a Ray worker"
-
-
-def _measure(
-    scene: Scene, plans: list[FramePlan], device: str, threads: int, warm_seconds: float
-) -> tuple[Rate, str]:
-    torch.set_num_threads(threads)
-    network = load_network(device=device)
-    return measured_rate(scene, plans, network, auto_precision(device), device, warm_seconds)

@@ -15,11 +15,14 @@ import torch
 
 from engine.stylize import Progress
 from engine.targets import StyleBank
+from render.calibrate import Rate, measured_rate
 from render.canvas import Inputs
 from render.frames import WarpedTiles
 from render.job import Job, run_job
 from render.joint import TileRound, run_round
-from render.network import load_network, resolve_device
+from render.network import auto_precision, load_network, resolve_device
+from render.plan import FramePlan
+from render.scene import Scene
 
 from .collective import Group, Member
 
@@ -65,6 +68,12 @@ class FrameWorker:
             self.member.leave()  # the others stop waiting for this one
             raise
         return pixels, record | {"worker": self.name}
+
+    def measure(self, scene: Scene, plans: list[FramePlan], warm_seconds: float) -> tuple[Rate, str]:
+        """`plan`'s calibration: this machine's rate for `scene` as this worker runs its jobs
+        (`render.calibrate.measured_rate`)."""
+        precision = auto_precision(self.device)
+        return measured_rate(scene, plans, self.net, precision, self.device, warm_seconds)
 
     @ray.method(concurrency_group="poll")
     def progress(self) -> tuple[int, int, int, float]:
