@@ -5,7 +5,7 @@ Measured in the `plan` process itself, the same jobs ran 0.13 to 0.21 s a step f
 next on an idle 2-core machine, and a render's worker then kept 0.18 to 0.21 (BENCHMARKS.md,
 "plan's estimate"): a worker process is what a render pays. And the worker's kind: an actor with a
 concurrency group (a FrameWorker's, for the driver's progress polls) runs its jobs on a thread of
-Ray's, which ran a step 1.1-1.6x slower than an actor's main thread or a Ray task did (BENCHMARKS.md,
+Ray's, which ran a step 1.1-3x slower than an actor's main thread or a Ray task did (BENCHMARKS.md,
 "Where plan's gap is").
 """
 
