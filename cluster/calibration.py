@@ -3,10 +3,10 @@
 
 Measured in the `plan` process itself, the same jobs ran 0.13 to 0.21 s a step from one run to the
 next on an idle 2-core machine, and a render's worker then kept 0.18 to 0.21 (BENCHMARKS.md,
-"plan's estimate"): a worker process is what a render pays. And the worker's kind: an actor with a
-concurrency group (a FrameWorker's, for the driver's progress polls) runs its jobs on a thread of
-Ray's, which ran a step 1.1-3x slower than an actor's main thread or a Ray task did (BENCHMARKS.md,
-"Where plan's gap is").
+"plan's estimate"): a worker process is what a render pays. And the worker's kind: a FrameWorker runs
+its jobs on a thread of Ray's (it has a concurrency group, for the driver's progress polls), which
+ran a step 1.1-3x slower than a Ray task did until the worker stopped leaving an OpenMP team on its
+main thread (BENCHMARKS.md, "Where plan's gap is"); whatever else differs, this measures it.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ import math
 import os
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import ray
@@ -15,6 +16,7 @@ import torch
 
 from engine.stylize import Progress
 from engine.targets import StyleBank
+from engine.vgg import VGG19
 from render.calibrate import Rate, measured_rate
 from render.canvas import Inputs
 from render.frames import WarpedTiles
@@ -26,6 +28,8 @@ from render.scene import Scene
 
 from .collective import Group, Member
 
+T = TypeVar("T")
+
 
 class FrameWorker:
     """Loads VGG-19 and the style images once; runs one job (a frame or a tile) per call.
@@ -35,10 +39,18 @@ class FrameWorker:
     """
 
     def __init__(self, styles: list[torch.Tensor], weights: str | None, device: str, threads: int) -> None:
-        torch.set_num_threads(max(1, threads))
-        self.device = resolve_device(device)
-        self.net = load_network(weights, device=self.device)
-        self.bank = StyleBank([s.to(self.device) for s in styles])
+        # Ray calls __init__ on the process's main thread and the jobs on a thread of its own (the actor
+        # has a concurrency group). torch's OpenMP (libgomp) keeps a team of threads for each thread that
+        # ran parallel work, and spins only briefly between parallel regions once the process holds more
+        # of its threads than there are cores: with a team left on the main thread, a job kept 1.5-1.8
+        # of 2 cores busy (BENCHMARKS.md, "Where plan's gap is"). So torch's set-up runs on a thread that
+        # ends, its team with it, and the jobs' thread holds the only team.
+        def set_up() -> tuple[str, VGG19, StyleBank]:
+            torch.set_num_threads(max(1, threads))
+            device_ = resolve_device(device)
+            return device_, load_network(weights, device=device_), StyleBank([s.to(device_) for s in styles])
+
+        self.device, self.net, self.bank = on_a_thread_that_ends(set_up)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._progress: tuple[int, int, int, float] = (-1, 0, 0, 0.0)  # frame, step, steps, loss
         self.member = Member()
@@ -78,6 +90,12 @@ class FrameWorker:
     @ray.method(concurrency_group="poll")
     def progress(self) -> tuple[int, int, int, float]:
         return self._progress
+
+
+def on_a_thread_that_ends(work: Callable[[], T]) -> T:
+    """`work()`, run on a new thread that has ended by the time this returns (its exception raised here)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(work).result()
 
 
 def fetched(inputs: Inputs) -> Inputs:
