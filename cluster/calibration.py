@@ -6,7 +6,8 @@ next on an idle 2-core machine, and a render's worker then kept 0.18 to 0.21 (BE
 "plan's estimate"): a worker process is what a render pays. And the worker's kind: a FrameWorker runs
 its jobs on a thread of Ray's (it has a concurrency group, for the driver's progress polls), which
 ran a step 1.1-3x slower than a Ray task did until the worker stopped leaving an OpenMP team on its
-main thread (BENCHMARKS.md, "Where plan's gap is"); whatever else differs, this measures it.
+main thread (BENCHMARKS.md, "Where plan's gap is", "Why a thread of Ray's ran torch slower");
+whatever else differs, this measures it.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ class FrameWorker:
         # has a concurrency group). torch's OpenMP (libgomp) keeps a team of threads for each thread that
         # ran parallel work, and spins only briefly between parallel regions once the process holds more
         # of its threads than there are cores: with a team left on the main thread, a job kept 1.5-1.8
-        # of 2 cores busy (BENCHMARKS.md, "Where plan's gap is"). So torch's set-up runs on a thread that
-        # ends, its team with it, and the jobs' thread holds the only team.
+        # of 2 cores busy (BENCHMARKS.md, "Why a thread of Ray's ran torch slower"). So torch's set-up
+        # runs on a thread that ends, its team with it, and the jobs' thread holds the only team.
         def set_up() -> tuple[str, VGG19, StyleBank]:
             torch.set_num_threads(max(1, threads))
             device_ = resolve_device(device)
