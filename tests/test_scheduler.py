@@ -15,6 +15,7 @@ from render.render_folder import RenderFolder
 from render.scene import load_scene
 from render.video import count_frames
 from tests.conftest import TINY_SCENE
+from tests.test_video_colour import _sine, _sound
 from tests.tiny import TinyFeatures
 
 SCENE = TINY_SCENE.format(frames=6, iterations=3).replace("frames = 6\n", "") + (
@@ -45,6 +46,15 @@ def test_a_scene_renders_in_process_on_an_injected_pool(scene, tmp_path):
     assert sorted(manifest.frames) == list(range(6)) and manifest.shots == [3, 3]
     assert all(r["workers"] == ["this process"] for r in manifest.frames.values())
     assert count_frames(video) == 6 and manifest.video_bytes == video.stat().st_size
+
+
+def test_a_render_with_a_soundtrack_has_it_for_the_movie_s_length(scene, tmp_path):
+    """`output.audio` through a whole render (the encoder's cuts and pads: tests/test_video_colour.py)."""
+    _sine(tmp_path / "tone.wav", 2.0)
+    scene.write_text(SCENE.replace("[output]\n", '[output]\naudio = "tone.wav"\n'))
+    video = render_scene(load_scene(scene), tmp_path / "out", pool=here)
+    samples, rate, frame_size = _sound(video)
+    assert count_frames(video) == 6 and abs(len(samples) - 0.5 * rate) <= frame_size  # 6 frames at 12 fps
 
 
 def test_a_resumed_render_equals_an_uninterrupted_one(scene, tmp_path):
