@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Iterator
@@ -400,7 +401,11 @@ def render(
                                      device=device, weights=weights, workers=workers, on_status=update,
                                      say=lambda text: typer.echo(escaped(text), err=True))  # fmt: skip
         except KeyboardInterrupt:
-            typer.echo(f"stylereel: interrupted; {escaped(_how_far(outdir))}", err=True)
+            again = ["stylereel", "render", str(scene), "-o", str(outdir)]  # --fresh would discard them
+            for option, value in (("--address", address), ("--device", device), ("--weights", weights),
+                                  ("--workers", workers)):  # fmt: skip
+                again += [option, str(value)] if value is not None and value != "auto" else []
+            typer.echo(f"stylereel: interrupted; {escaped(_how_far(outdir, shlex.join(again)))}", err=True)
             raise typer.Exit(130) from None
         typer.echo(str(video))
 
@@ -556,8 +561,8 @@ def _show_progress(progress: Progress | None) -> None:
         typer.echo(f"  {w.name}: {jobs}, {w.state}")
 
 
-def _how_far(outdir: Path) -> str:
-    """What an interrupted render leaves: how many frames, and how to go on."""
+def _how_far(outdir: Path, resume: str) -> str:
+    """What an interrupted render leaves: how many frames, and the command that goes on (`resume`)."""
     from render.render_folder import RenderFolder
 
     try:
@@ -565,7 +570,7 @@ def _how_far(outdir: Path) -> str:
     except (ValueError, OSError):
         manifest = None
     done = f"{len(manifest.frames)} of {manifest.frame_count} frames are in {outdir}; " if manifest else ""
-    return done + "run the same command to resume"
+    return done + f"to resume: {resume}"
 
 
 def _manifest(folder: RenderFolder) -> Manifest:

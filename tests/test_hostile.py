@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -263,7 +264,9 @@ def test_sigterm_stops_a_render_cleanly_and_it_resumes(tmp_path, vgg, ray_head):
     stderr = "".join(said)
     assert render.returncode == 130, stderr
     (line,) = stderr.strip().splitlines()[-1:]
-    assert line.startswith("stylereel: interrupted; ") and line.endswith("run the same command to resume")
+    resume = shlex.join(["stylereel", *command, "--address", ray_head.address])  # not --serve
+    assert line.startswith("stylereel: interrupted; ")
+    assert line.endswith(f"frames are in {out}; to resume: {resume}")
     assert "Traceback" not in stderr
     assert sorted(p.name for p in out.iterdir()) == ["frames", "manifest.json"]  # no lock, temp or progress
     with jobs_here(vgg):
