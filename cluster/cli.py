@@ -250,9 +250,10 @@ def still(
             from .stills import ray_farm
 
             farm = ray_farm(str(weights) if weights else None, device, workers, address)
+        from .host import busy_cores
         from .progress import progress_bar
 
-        with progress_bar("still") as update:
+        with progress_bar("still", note=busy_cores("the still will take longer")) as update:
             render_still(job, update, farm=farm)
         typer.echo(str(output))
 
@@ -440,7 +441,7 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         from render.scene import load_scene
 
         from .calibration import measure_on_a_worker
-        from .host import CpuTimes, steal_since
+        from .host import CpuTimes, busy_cores, steal_since
 
         loaded = load_scene(scene)
         plans = plan_scene(loaded)
@@ -454,6 +455,8 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
+        if (busy := busy_cores("the estimate is for a machine this busy")) is not None:
+            typer.echo(busy, err=True)
         began = CpuTimes.now()
         rate, how = measure_on_a_worker(loaded, plans, device)
         busy = "the estimate is for a host this busy"

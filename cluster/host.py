@@ -60,14 +60,15 @@ def steal_since(began: CpuTimes | None, during: str, consequence: str) -> str | 
     return steal_warning(stolen(began, CpuTimes.now()), during, consequence)
 
 
-def busy_cores(load: float | None = None, cores: int | None = None) -> str | None:
+def busy_cores(consequence: str, load: float | None = None, cores: int | None = None) -> str | None:
     """A warning when other work keeps this machine's cores busy (the last minute's load average at
-    least its core count): renders then run several times slower, with no other sign of why."""
+    least its core count), saying its `consequence`: torch's threads then run several times slower,
+    with no other sign of why."""
     load = os.getloadavg()[0] if load is None else load
     cores = cores or os.cpu_count() or 1
     if load < cores:
         return None
     return (
-        f"warning: this machine's {cores} cores are busy (load {load:.1f}): rendering will be slower; "
+        f"warning: this machine's {cores} cores are busy (load {load:.1f}): {consequence}; "
         "see OMP_NUM_THREADS in the README"
     )

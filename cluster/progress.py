@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -17,7 +18,9 @@ from rich.progress import (
 
 
 @contextlib.contextmanager
-def progress_bar(label: str) -> Iterator[Callable]:
+def progress_bar(label: str, note: str | None = None) -> Iterator[Callable]:
+    """A bar over one optimisation's steps; `note`, if any, goes to stderr at its first step (once every
+    input has been checked: bad input gets its one line alone)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -32,7 +35,11 @@ def progress_bar(label: str) -> Iterator[Callable]:
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(label, total=None, rate="-", loss="-", size="")
 
+        notes = [note] if note else []
+
         def update(p: object) -> None:
+            while notes:
+                print(notes.pop(), file=sys.stderr, flush=True)
             speed = bar.tasks[task].speed
             bar.update(
                 task,

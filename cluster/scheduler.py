@@ -116,7 +116,7 @@ def render_scene(
                 init_ray(address)
                 pool = ray_pool(weights, device, workers)
             manifest = open_outdir(scene, outdir, fresh, repair)
-            if (busy := busy_cores()) is not None:
+            if (busy := busy_cores("rendering will be slower")) is not None:
                 say(busy)
             local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
             began = CpuTimes.now() if local else None  # a cluster's workers run on other hosts

@@ -295,11 +295,38 @@ def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
     assert code == 0 and "10/30 frames done; 2.00 s/frame; 20 left, ETA 0.7 min" in stdout
 
 
-def test_busy_cores_are_reported_before_a_render():
+def test_busy_cores_are_warned_of_once_work_starts_and_never_beside_bad_input(tmp_path, monkeypatch):
     from cluster.host import busy_cores
+    from cluster.local_pool import LocalPool
+    from cluster.scheduler import render_scene
+    from tests.tiny import TinyFeatures
 
-    assert busy_cores(load=0.5, cores=2) is None
-    assert "2 cores are busy (load 7.1)" in busy_cores(load=7.1, cores=2)
+    assert busy_cores("slower", load=0.5, cores=2) is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (7.1, 7.0, 6.5))
+    warning = f"warning: this machine's {os.cpu_count()} cores are busy (load 7.1): "
+    out = tmp_path / "o.png"
+    still = cli(
+        "still",
+        "-c",
+        "builtin:astronaut",
+        "-s",
+        "builtin:ihc",
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--iterations",
+        "1",
+    )
+    assert still.returncode == 0 and still.stderr.count(warning + "the still will take longer") == 1
+    bad = cli("still", "-c", tmp_path / "missing.png", "-s", "builtin:ihc", "-o", out)
+    assert bad.returncode == 2 and warning not in bad.stderr  # its one line alone
+    scene = tmp_path / "s.toml"
+    scene.write_text(TINY_SCENE.format(frames=2, iterations=1))
+    said: list[str] = []
+    render_scene(load_scene(scene), tmp_path / "out", pool=lambda styles: LocalPool(styles, TinyFeatures()),
+                 say=said.append)  # fmt: skip
+    assert said.count(warning + "rendering will be slower; see OMP_NUM_THREADS in the README") == 1
 
 
 def test_cpu_time_the_host_gave_to_other_machines_is_read_and_warned_of(tmp_path):
