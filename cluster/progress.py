@@ -18,6 +18,17 @@ from rich.progress import (
 
 
 @contextlib.contextmanager
+def shown_from_the_first_update(bar: Progress) -> Iterator[Progress]:
+    """`bar`, drawn from its first `start()` (an update: the work has begun, every input checked, so bad
+    input leaves its one error line alone) and stopped at the end."""
+    try:
+        yield bar
+    finally:
+        if bar.live.is_started:  # else stop() would print an empty line
+            bar.stop()
+
+
+@contextlib.contextmanager
 def progress_bar(label: str, note: str | None = None) -> Iterator[Callable]:
     """A bar over one optimisation's steps; `note`, if any, goes to stderr at its first step (once every
     input has been checked: bad input gets its one line alone)."""
@@ -32,7 +43,7 @@ def progress_bar(label: str, note: str | None = None) -> Iterator[Callable]:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
+    with shown_from_the_first_update(Progress(*columns, transient=False)) as bar:
         task = bar.add_task(label, total=None, rate="-", loss="-", size="")
 
         notes = [note] if note else []
@@ -40,6 +51,7 @@ def progress_bar(label: str, note: str | None = None) -> Iterator[Callable]:
         def update(p: object) -> None:
             while notes:
                 print(notes.pop(), file=sys.stderr, flush=True)
+            bar.start()
             speed = bar.tasks[task].speed
             bar.update(
                 task,
@@ -65,10 +77,11 @@ def frame_bar(frames: int) -> Iterator[Callable]:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
+    with shown_from_the_first_update(Progress(*columns, transient=False)) as bar:
         task = bar.add_task("render", total=frames, frame="-", step="-", workers="")
 
         def update(s: object) -> None:
+            bar.start()
             now = time.time()
             rates = [f"{60 * w.jobs / max(1e-9, now - w.since):.0f}" for w in s.workers]
             bar.update(

@@ -36,6 +36,11 @@ class Mode(StrEnum):
     TEXTURE = "texture"  # style only
 
 
+# The least side of a picture: VGG-19 pools it in halves four times before relu5_1, and 15 px pools to
+# nothing (torch then fails mid-optimisation).
+MIN_SIDE = 16
+WHY_MIN_SIDE = "VGG-19 halves the picture four times"
+
 # Defaults chosen by measurement (BENCHMARKS.md): content_weight 5 against
 # style_weight 100 gives style ~0.025, content ~0.8 on `score` across pairs.
 TRANSFER = Settings(content_weight=5.0, style_weight=100.0, iterations=60)
@@ -70,8 +75,8 @@ class StillJob:
     overrides: dict = field(default_factory=dict)  # Settings fields set on the command line
 
     def __post_init__(self) -> None:
-        if self.size is not None and self.size <= 0:
-            raise ValueError(f"--size must be a positive number of pixels, not {self.size}")
+        if self.size is not None and self.size < MIN_SIDE:
+            raise ValueError(f"--size must be at least {MIN_SIDE} pixels ({WHY_MIN_SIDE}), not {self.size}")
         if self.tile < 64:
             raise ValueError(f"--tile must be at least 64 pixels, not {self.tile}")
         if self.save_every <= 0:
@@ -132,6 +137,9 @@ def render_still(
     init_image = load_image(job.init) if job.init not in ("auto", "content", "noise") else None
     settings = settings_for(job, device)
     size = output_size(job, content, styles[0] if styles else None)
+    if min(size) < MIN_SIDE:
+        shape = f"--size {max(size)}: the output would be {size[1]}x{size[0]}"
+        raise ValueError(f"{shape}, and its short side must be at least {MIN_SIDE} pixels ({WHY_MIN_SIDE})")
     tiled = max(size) > job.tile and job.patches is None
     if tiled and job.mode is Mode.SUPERRES:
         raise ValueError(f"--mode superres works on one tile: keep --size at most --tile ({job.tile})")

@@ -126,7 +126,9 @@ def _bad_inputs(tmp_path):
         (["-c", str(tmp_path / "missing.jpg"), "-s", ok], "missing.jpg: no such file"),
         (["-c", str(empty), "-s", ok], "empty.png: file is empty"),
         (["-c", ok, "-s", str(text)], "notes.png: not an image file"),
-        (["-c", ok, "-s", ok, "--size", "0"], "--size must be a positive"),
+        (["-c", ok, "-s", ok, "--size", "0"], "--size must be at least 16 pixels"),
+        (["-s", ok, "--mode", "texture", "--size", "8"], "--size must be at least 16 pixels (VGG-19 halves"),
+        (["-c", ok, "-s", ok, "--size", "20"], "--size 20: the output would be 20x13, and its short"),
         (["-c", ok, "-s", ok, "--layer", "relu9_1"], "unknown layer relu9_1"),
         (["-c", ok, "-s", f"{ok}:-1"], "weight must be >= 0"),
         (["-c", ok, "-s", ok, "--content-weight", "-2"], "content_weight must be >= 0"),
@@ -158,7 +160,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path):
         assert result.returncode == 2, (args, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], (args, stderr)
-        assert "Traceback" not in stderr
+        assert "Traceback" not in stderr and result.stdout == "", (args, result.stdout)  # no bar drawn
     assert [p.name for p in out.iterdir()] == ["keep.png"]
     assert (out / "keep.png").read_bytes() == b"precious"
 
