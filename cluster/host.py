@@ -9,19 +9,23 @@ step throughout (BENCHMARKS.md, "plan's estimate and the host's steal").
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+BUSY_WARNING = 0.9  # cores busy with other work: one kept busy read 0.97-1.03 over `cores_busy_now`
 STEAL_WARNING = 0.10  # a share of the CPU time worth a warning: renders ran about that much slower
 PROC_STAT = Path("/proc/stat")
 
 
 @dataclass(frozen=True)
 class CpuTimes:
-    """The machine's CPU time so far, all cores, in clock ticks: in all, and stolen by the host."""
+    """The machine's CPU time so far, all cores, in clock ticks: in all, stolen by the host, and idle
+    (waiting for disks included)."""
 
     total: int
     steal: int
+    idle: int = 0
 
     @classmethod
     def now(cls, stat: Path = PROC_STAT) -> CpuTimes | None:
@@ -35,7 +39,7 @@ class CpuTimes:
         if len(fields) < 9 or fields[0] != "cpu":
             return None
         ticks = [int(x) for x in fields[1:9]]  # guest time (columns 9, 10) is inside user time already
-        return cls(sum(ticks), ticks[7])
+        return cls(sum(ticks), ticks[7], ticks[3] + ticks[4])
 
 
 def stolen(before: CpuTimes | None, after: CpuTimes | None) -> float | None:
@@ -60,15 +64,31 @@ def steal_since(began: CpuTimes | None, during: str, consequence: str) -> str | 
     return steal_warning(stolen(began, CpuTimes.now()), during, consequence)
 
 
-def busy_cores(consequence: str, load: float | None = None, cores: int | None = None) -> str | None:
-    """A warning when other work keeps this machine's cores busy (the last minute's load average at
-    least its core count), saying its `consequence`: torch's threads then run several times slower,
-    with no other sign of why."""
-    load = os.getloadavg()[0] if load is None else load
+def cores_busy(before: CpuTimes | None, after: CpuTimes | None, cores: int) -> float | None:
+    """How many of the `cores` were busy between two readings, on average (steal aside)."""
+    if before is None or after is None or after.total <= before.total:
+        return None
+    spent = after.total - before.total
+    return cores * (spent - (after.idle - before.idle) - (after.steal - before.steal)) / spent
+
+
+def cores_busy_now(seconds: float = 0.3) -> float | None:
+    """Cores busy over the next `seconds` (this process waits meanwhile, so the work is others')."""
+    before = CpuTimes.now()
+    time.sleep(seconds)
+    return cores_busy(before, CpuTimes.now(), os.cpu_count() or 1)
+
+
+def busy_cores(consequence: str, busy: float | None = None, cores: int | None = None) -> str | None:
+    """A warning, saying its `consequence`, when other work keeps at least one of this machine's cores
+    busy now (`busy`, default measured: `cores_busy_now`). torch's threads then wait for each other: a
+    still ran 20x slower with two threads on one free core (README, OMP_NUM_THREADS). Not the load
+    average: it still counts the minute before, such as the previous command's own work."""
     cores = cores or os.cpu_count() or 1
-    if load < cores:
+    busy = cores_busy_now() if busy is None else busy
+    if busy is None or busy < BUSY_WARNING:
         return None
     return (
-        f"warning: this machine's {cores} cores are busy (load {load:.1f}): {consequence}; "
+        f"warning: other work keeps {busy:.1f} of this machine's {cores} cores busy: {consequence}; "
         "see OMP_NUM_THREADS in the README"
     )

@@ -108,6 +108,8 @@ def render_scene(
     if old is not None and not (fresh or repair) and old.scene == scene.resolved() and folder.finished(old):
         say(f"{outdir}: complete: all {old.frame_count} frames and the video; nothing to render")
         return folder.video(old)
+    local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
+    busy = busy_cores("rendering will be slower") if local else None  # before our Ray and workers start
     created = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -116,9 +118,8 @@ def render_scene(
                 init_ray(address)
                 pool = ray_pool(weights, device, workers)
             manifest = open_outdir(scene, outdir, fresh, repair)
-            if (busy := busy_cores("rendering will be slower")) is not None:
+            if busy is not None:
                 say(busy)
-            local = cluster_to_join(address) is None  # the device is this machine's only in a Ray of its own
             began = CpuTimes.now() if local else None  # a cluster's workers run on other hosts
             base = Settings(precision=auto_precision(resolve_device(device) if local else "cpu"))
             done = _resumable(folder, manifest, say)

@@ -48,6 +48,16 @@ zoom = 1.04
 """
 
 
+@pytest.fixture(autouse=True)
+def other_work_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run here see no other work on the machine's cores: the suite keeps them busy itself
+    (Ray's workers, its own renders), which would add a warning to what a test reads. The busy-cores
+    tests set their own."""
+    from cluster import host
+
+    monkeypatch.setattr(host, "cores_busy_now", lambda seconds=0.3: 0.0)
+
+
 @pytest.fixture
 def tiny() -> TinyFeatures:
     return TinyFeatures()

@@ -155,7 +155,7 @@ def test_a_render_joins_a_running_ray_cluster_with_address(reference, ray_head, 
 
 
 def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path, monkeypatch):
-    from cluster import calibration
+    from cluster import calibration, host
     from cluster.host import CpuTimes
     from tests.test_scene import GOOD, write
 
@@ -164,11 +164,12 @@ def test_plan_prints_each_frame_and_the_time_measured_on_a_ray_worker(tmp_path, 
     monkeypatch.setattr(calibration, "measure_on_a_worker", quick)
     readings = iter([CpuTimes(1000, 0), CpuTimes(2000, 200)])  # the host took 20 % while it measured
     monkeypatch.setattr(CpuTimes, "now", lambda: next(readings))
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.5, 9.0, 9.0))  # and other work keeps its cores busy
+    monkeypatch.setattr(host, "cores_busy_now", lambda seconds=0.3: 1.5)  # and other work, its cores
     result = cli("plan", write(tmp_path, GOOD))
     assert result.returncode == 0, result.stderr
     assert "gave 20% of its CPU time to other machines while measuring (steal)" in result.stderr
-    assert "cores are busy (load 9.5): the estimate is for a machine this busy" in result.stderr
+    assert "other work keeps 1.5 of this machine's" in result.stderr
+    assert "cores busy: the estimate is for a machine this busy" in result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 + 6 + 2 and "a:1.00" in lines[1] and "6 frames of 48x32" in lines[-2]
     assert "min of optimisation here" in lines[-1] and "s a job at 48x32" in lines[-1]

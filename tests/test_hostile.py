@@ -296,14 +296,20 @@ def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
 
 
 def test_busy_cores_are_warned_of_once_work_starts_and_never_beside_bad_input(tmp_path, monkeypatch):
-    from cluster.host import busy_cores
+    from cluster import host
     from cluster.local_pool import LocalPool
     from cluster.scheduler import render_scene
     from tests.tiny import TinyFeatures
 
-    assert busy_cores("slower", load=0.5, cores=2) is None
-    monkeypatch.setattr(os, "getloadavg", lambda: (7.1, 7.0, 6.5))
-    warning = f"warning: this machine's {os.cpu_count()} cores are busy (load 7.1): "
+    assert host.busy_cores("slower", busy=0.5, cores=2) is None
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\n")
+    before = host.CpuTimes.now(stat)
+    assert before == host.CpuTimes(1000, 40, 810)
+    stat.write_text("cpu  160 0 70 830 20 0 0 60 0 0\n")  # 80 busy, 40 idle, 20 stolen of 140 ticks
+    assert host.cores_busy(before, host.CpuTimes.now(stat), cores=7) == pytest.approx(4.0)
+    monkeypatch.setattr(host, "cores_busy_now", lambda seconds=0.3: 1.6)
+    warning = f"warning: other work keeps 1.6 of this machine's {os.cpu_count()} cores busy: "
     out = tmp_path / "o.png"
     still = cli(
         "still",
@@ -335,7 +341,7 @@ def test_cpu_time_the_host_gave_to_other_machines_is_read_and_warned_of(tmp_path
     stat = tmp_path / "stat"
     stat.write_text("cpu  100 0 50 800 10 0 0 40 0 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n")
     before = CpuTimes.now(stat)
-    assert before == CpuTimes(1000, 40)
+    assert before == CpuTimes(1000, 40, 810)
     stat.write_text("cpu  160 0 70 900 10 0 0 100 0 0\n")
     assert stolen(before, CpuTimes.now(stat)) == pytest.approx(0.25)  # 60 of the 240 ticks since
     stat.write_text("no such thing\n")
