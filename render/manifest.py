@@ -81,14 +81,29 @@ class Manifest:
     def pace(self, frames: Iterable[int], recent: int = 10) -> float | None:
         """Seconds per frame lately, over `frames` (complete ones): from when the last `recent` of them
         finished (so frames rendered side by side, cadence tweens and a slow first frame count as they
-        run), else their own times."""
+        run) since the render last resumed, else their own times."""
         records = [self.frames[t] for t in sorted(frames)]
-        finished = [r["finished"] for r in records if isinstance(r.get("finished"), int | float)]
-        finished = sorted(finished)[-recent:]
+        ends = [
+            (r["finished"], _number(r.get("seconds")) or 0.0) for r in records if _number(r.get("finished"))
+        ]
+        ends = sorted(ends)[-recent:]
+        # A render stopped and resumed later leaves a gap between two frames that the second one's own
+        # time does not explain (the pause, the start-up): the pace is the one since.
+        resumed = [i for i in range(1, len(ends)) if ends[i][0] - ends[i - 1][0] > PAUSED * ends[i][1] + 60]
+        finished = [f for f, _ in ends[resumed[-1] if resumed else 0 :]]
         if len(finished) >= 3 and finished[-1] > finished[0]:
             return (finished[-1] - finished[0]) / (len(finished) - 1)
         times = [r["seconds"] for r in records[-recent:] if isinstance(r.get("seconds"), int | float)]
         return sum(times) / len(times) if times else None
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+# A gap between two frames' ends longer than this many times the second one's own seconds, plus a minute
+# (a start-up), means the render was not running between them: frames side by side end closer than that.
+PAUSED = 3
 
 
 def _check_shape(data: Any) -> None:

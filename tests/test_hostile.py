@@ -293,6 +293,14 @@ def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
     manifest.save(out)
     code, _, stdout = run("status", out)
     assert code == 0 and "10/30 frames done; 2.00 s/frame; 20 left, ETA 0.7 min" in stdout
+    # Stopped after frame 9, resumed an hour later: frames 10-14 end every 3 s after a minute's start-up.
+    records = {t: {"seconds": 3.0, "finished": 1018.0 + 3600 + 60 + 3 * (t - 9)} for t in range(10, 15)}
+    manifest.frames |= {
+        t: r | {"sha256": store.write(t, np.zeros((32, 48, 3), np.uint8))} for t, r in records.items()
+    }
+    manifest.save(out)
+    code, _, stdout = run("status", out)
+    assert code == 0 and "15/30 frames done; 3.00 s/frame; 15 left, ETA 0.8 min" in stdout
 
 
 def test_busy_cores_are_warned_of_once_work_starts_and_never_beside_bad_input(tmp_path, monkeypatch):
