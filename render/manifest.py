@@ -7,6 +7,7 @@ hash recorded here.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -89,7 +90,8 @@ class Manifest:
         ends = sorted(ends)[-recent:]
         # A render stopped and resumed later leaves a gap between two frames that the second one's own
         # time does not explain (the pause, the start-up): the pace is the one since.
-        resumed = [i for i in range(1, len(ends)) if ends[i][0] - ends[i - 1][0] > PAUSED * ends[i][1] + 60]
+        resumed = [i for i, ((a, _), (b, own)) in enumerate(itertools.pairwise(ends), 1)
+                   if b - a > PAUSED * own + PAUSED_SLACK]  # fmt: skip
         finished = [f for f, _ in ends[resumed[-1] if resumed else 0 :]]
         if len(finished) >= 3 and finished[-1] > finished[0]:
             return (finished[-1] - finished[0]) / (len(finished) - 1)
@@ -101,9 +103,12 @@ def _number(value: Any) -> float | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-# A gap between two frames' ends longer than this many times the second one's own seconds, plus a minute
-# (a start-up), means the render was not running between them: frames side by side end closer than that.
+# A gap between two frames' ends longer than this many times the second one's own seconds, plus
+# PAUSED_SLACK, means the render was not running between them (stopped, then resumed: 35 s here, the
+# start-up included): a running render's frames end at most about their own time apart. Taken for a pause
+# by mistake (a job re-run after a lost worker), a gap only leaves fewer frames to average.
 PAUSED = 3
+PAUSED_SLACK = 10.0
 
 
 def _check_shape(data: Any) -> None:
