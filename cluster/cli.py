@@ -14,6 +14,7 @@ import contextlib
 import errno
 import json
 import os
+import select
 import shlex
 import signal
 import sys
@@ -62,6 +63,8 @@ def _user_errors() -> Iterator[None]:
         typer.echo("stylereel: interrupted", err=True)
         raise typer.Exit(130) from None
     except OSError as e:
+        if isinstance(e, BrokenPipeError) and _stdout_gone():  # `stylereel status DIR | head -1`
+            raise  # Click ends quietly, as for `stylereel schema | head -1` (exit code 1)
         if os.environ.get("STYLEREEL_DEBUG"):
             raise
         where = f"{e.filename}: " if e.filename else ""
@@ -78,6 +81,16 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def _stdout_gone() -> bool:
+    """Whether the reader of this process's output went away (a pipe with nobody at the other end)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError):  # no such file descriptor (an in-process runner's stdout)
+        return False
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -303,6 +303,18 @@ def test_status_eta_comes_from_the_recent_frames_not_the_first(scene, tmp_path):
     assert code == 0 and "15/30 frames done; 3.00 s/frame; 15 left, ETA 0.8 min" in stdout
 
 
+def test_output_into_a_pipe_nobody_reads_ends_quietly(scene, tmp_path):
+    """`stylereel status DIR | head -1`: once `head` has gone, no error line about a broken pipe (as
+    `stylereel schema` through Click, exit code 1). Here the pipe's reader is gone before the first line."""
+    (tmp_path / "out").mkdir()
+    a_manifest(scene).save(tmp_path / "out")
+    status = subprocess.Popen(
+        [*CLI, "status", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    status.stdout.close()
+    assert (status.wait(timeout=60), status.stderr.read()) == (1, b"")
+
+
 def test_busy_cores_are_warned_of_once_work_starts_and_never_beside_bad_input(tmp_path, monkeypatch):
     from cluster import host
     from cluster.local_pool import LocalPool
