@@ -3,6 +3,7 @@
 set -euo pipefail
 out=docs/img
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"
 python - "$tmp" <<'PY'
 import sys
@@ -32,11 +33,10 @@ for i, im in enumerate(pick):
     strip.paste(im, (i * w, 0))
 strip.resize((w * 6 // 2, h // 2)).save(sys.argv[2], quality=85)
 PY
-rm -rf "$tmp"
 
 # Strips of every 8th frame of the bundled drift and zoom scenes.
 for scene in drift zoom; do
-  stylereel render "scenes/$scene.toml"
+  stylereel render "scenes/$scene.toml" --fresh  # today's code, not the frames of an earlier render
   python - "scenes/$scene.render/frames" "$out/$scene.jpg" <<'PY'
 import sys
 from pathlib import Path
