@@ -254,7 +254,9 @@ def still(
             overrides=overrides,
         )
         from .address import cluster_to_join, prepare
+        from .host import busy_cores
 
+        crowded = busy_cores("the still will take longer")  # before a Ray of our own starts, if one does
         farm = None
         if workers is not None or cluster_to_join(address) is not None:
             if workers is not None and workers < 1:
@@ -263,10 +265,9 @@ def still(
             from .stills import ray_farm
 
             farm = ray_farm(str(weights) if weights else None, device, workers, address)
-        from .host import busy_cores
         from .progress import progress_bar
 
-        with progress_bar("still", note=busy_cores("the still will take longer")) as update:
+        with progress_bar("still", note=crowded) as update:
             render_still(job, update, farm=farm)
         typer.echo(str(output))
 
@@ -468,8 +469,8 @@ def plan(scene: Annotated[Path, typer.Argument(help="Scene file (.toml).")]) -> 
         o = loaded.output
         typer.echo(f"{len(plans)} frames of {o.width}x{o.height} at {o.fps} fps")
         device = resolve_device("auto")
-        if (busy := busy_cores("the estimate is for a machine this busy")) is not None:
-            typer.echo(busy, err=True)
+        if (crowded := busy_cores("the estimate is for a machine this busy")) is not None:
+            typer.echo(crowded, err=True)
         began = CpuTimes.now()
         rate, how = measure_on_a_worker(loaded, plans, device)
         busy = "the estimate is for a host this busy"
